@@ -1,0 +1,266 @@
+"""Writing datasets: ``make_dataset`` renders a source's quartets into the on-disk layout of DESIGN.md.
+
+Resumable by construction. Work is cut into chunks (one background, a block of foregrounds); every file is
+written atomically, and a chunk counts as done only once its manifest rows are saved in
+``.progress/``. A re-run skips finished chunks and redoes the rest; since every sample's bytes depend only
+on its key, the result is the same as an uninterrupted run. manifest.csv and stats.json are written last,
+so a reader never mistakes an unfinished folder for a dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .config import DataConfig, diff, from_dict, to_dict
+from .dataset import MANIFEST_COLUMNS, QuartetDataset, write_manifest_text
+from .sources import SampleKey, SyntheticSource, sample_keys, split_backgrounds
+from .storage import DatasetError, atomic_write, encode_depth, encode_image, encode_mask, zip_folder
+
+FORMAT_VERSION = 1
+CHUNK_SAMPLES = 256  # samples per unit of resumable work
+STATS_SAMPLES = 2000  # fg_bg images read back for the normalisation statistics
+
+
+def make_dataset(
+    out: str | Path,
+    cfg: DataConfig = DataConfig(),
+    source: SyntheticSource | None = None,
+    *,
+    workers: int | None = None,
+    zip: bool = False,
+    keep_folder: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Write the dataset of ``cfg`` (from ``source``, procedural rooms by default) to the folder ``out``.
+
+    ``workers`` processes render in parallel (default: all cores; 0 renders in this process).
+    ``cfg.lazy`` stores only manifest, bg, fg and depth; fg_bg and mask are re-composited on read.
+    ``zip=True`` also packs the folder into ``out.zip`` (removing the folder unless ``keep_folder``).
+    Returns the folder, or the zip when one was made. Re-running after an interruption resumes.
+    """
+    out = Path(out)
+    source = source or SyntheticSource(cfg)
+    if source.cfg != cfg:
+        raise ValueError("source: was built with a different DataConfig than cfg")
+    for j in range(
+        source.n_fg
+    ):  # read every cut-out first: a bad one fails before anything is written
+        source.foreground(j)
+    if _prepare(out, cfg):
+        return _finish_zip(out, zip, keep_folder)
+    keys = sample_keys(source.n_bg, source.n_fg, cfg)
+    split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
+    chunks = _chunks(keys)
+    todo = [c for c in chunks if not (out / ".progress" / f"{_chunk_name(c)}.csv").exists()]
+    _estimate(len(keys), cfg)
+
+    _write_shared(out, source, cfg)
+    bar = tqdm(
+        total=len(keys),
+        initial=len(keys) - sum(map(len, todo)),
+        unit="sample",
+        disable=not progress,
+    )
+    jobs = [(out, source, cfg, c, split_of) for c in todo]
+    if workers == 0 or len(todo) <= 1:
+        for job in jobs:
+            bar.update(_write_chunk(*job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+            for n in pool.map(_write_chunk_job, jobs):
+                bar.update(n)
+    bar.close()
+
+    rows = [row for c in chunks for row in _read_rows(out / ".progress" / f"{_chunk_name(c)}.csv")]
+    atomic_write(out / "manifest.csv", write_manifest_text(rows).encode())
+    stats = _stats(out, source, cfg, rows)
+    atomic_write(out / "stats.json", json.dumps(stats, indent=2).encode())
+    shutil.rmtree(out / ".progress")
+    return _finish_zip(out, zip, keep_folder)
+
+
+def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
+    if not zip:
+        return out
+    dest = out.with_suffix(".zip")
+    zip_folder(out, dest)
+    if not keep_folder:
+        shutil.rmtree(out)
+    return dest
+
+
+def _prepare(out: Path, cfg: DataConfig) -> bool:
+    """Create the tree; refuse to resume (or overwrite) a dataset made with other settings.
+
+    Returns True when ``out`` already holds this very dataset, finished.
+    """
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise DatasetError(f"{out.parent}: parent folder does not exist")
+    marker = out / ".progress" / "config.json"
+    for done in (out / "stats.json", marker):
+        if done.exists():
+            old = json.loads(done.read_text())
+            old = from_dict(DataConfig, old.get("config", old))
+            if old != cfg:
+                changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff(old, cfg).items())
+                raise DatasetError(
+                    f"{out}: holds a dataset made with other settings ({changes}); use a new folder"
+                )
+    if (out / "stats.json").exists():
+        if (out / "manifest.csv").exists() and not (out / ".progress").exists():
+            return True
+        (out / "stats.json").unlink()  # finished writing samples but not the stats: redo them
+    for sub in ("bg", "fg", "depth", ".progress") + (() if cfg.lazy else ("fg_bg", "mask")):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (out / sub).glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink()
+    if not marker.exists():
+        atomic_write(marker, json.dumps(to_dict(cfg)).encode())
+    return False
+
+
+def _chunks(keys: list[SampleKey]) -> list[list[SampleKey]]:
+    """Consecutive keys grouped by background, about CHUNK_SAMPLES each."""
+    chunks, cur = [], []
+    for key in keys:
+        if cur and (key.bg != cur[-1].bg or (len(cur) >= CHUNK_SAMPLES and key.fg != cur[-1].fg)):
+            chunks.append(cur)
+            cur = []
+        cur.append(key)
+    return chunks + ([cur] if cur else [])
+
+
+def _chunk_name(chunk: list[SampleKey]) -> str:
+    return f"{chunk[0].id}-{chunk[-1].id}"
+
+
+def _paths(key: SampleKey, cfg: DataConfig) -> dict[str, str]:
+    ext = cfg.image_format
+    return {
+        "bg": f"bg/{key.bg:04d}.{ext}",
+        "fg": f"fg/{key.fg:04d}.png",
+        "fg_bg": "" if cfg.lazy else f"fg_bg/{key.id}.{ext}",
+        "mask": "" if cfg.lazy else f"mask/{key.id}.png",
+        "depth": f"depth/bg_{key.bg:04d}.png" if cfg.lazy else f"depth/{key.id}.png",
+    }
+
+
+def _write_shared(out: Path, source: SyntheticSource, cfg: DataConfig) -> None:
+    """Backgrounds and foregrounds, once each (and, for the lazy layout, each background's depth)."""
+    for j in range(source.n_fg):
+        if not (out / f"fg/{j:04d}.png").exists():
+            atomic_write(out / f"fg/{j:04d}.png", encode_image(source.foreground(j), "png"))
+    for i in range(source.n_bg):
+        room, bg_depth = source.background(i)
+        if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
+            atomic_write(
+                out / f"bg/{i:04d}.{cfg.image_format}", encode_image(room.rgb, cfg.image_format)
+            )
+        if cfg.lazy and not (out / f"depth/bg_{i:04d}.png").exists():
+            atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(bg_depth))
+
+
+def _write_chunk_job(job: tuple) -> int:
+    return _write_chunk(*job)
+
+
+def _write_chunk(
+    out: Path, source: SyntheticSource, cfg: DataConfig, chunk: list, split_of: dict
+) -> int:
+    """Render and write one chunk's samples, then record its manifest rows (which marks it done)."""
+    rows = []
+    for key in chunk:
+        s = source.sample(key)
+        paths = _paths(key, cfg)
+        if not cfg.lazy:
+            atomic_write(out / paths["fg_bg"], encode_image(s["fg_bg"], cfg.image_format))
+            atomic_write(out / paths["mask"], encode_mask(s["mask"]))
+            atomic_write(out / paths["depth"], encode_depth(s["depth"]))
+        p = s["placement"]
+        rows.append(
+            {
+                "id": key.id,
+                "split": split_of[key.bg],
+                **paths,
+                "x": p.x,
+                "y": p.y,
+                "scale": repr(p.scale),
+                "flip": int(p.flip),
+                "fg_z": "" if s["fg_z"] is None else repr(float(s["fg_z"])),
+                "source": source.kind,
+            }
+        )
+    buf = io.StringIO()
+    csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n").writerows(rows)
+    atomic_write(out / ".progress" / f"{_chunk_name(chunk)}.csv", buf.getvalue().encode())
+    return len(chunk)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text()), MANIFEST_COLUMNS))
+
+
+def _stats(out: Path, source: SyntheticSource, cfg: DataConfig, rows: list[dict]) -> dict:
+    """stats.json: counts, settings, and per-channel mean/std of the train split's bg and fg_bg images."""
+    atomic_write(
+        out / "stats.json", json.dumps({"config": to_dict(cfg), "source": source.kind}).encode()
+    )
+    train = QuartetDataset(out, "train")
+    n = len(train)
+    picks = np.linspace(0, n - 1, min(n, STATS_SAMPLES)).round().astype(int) if n else []
+    total, sq, count = np.zeros(3), np.zeros(3), 0
+    for i in picks:
+        raw = train.raw(int(i))
+        for img in (raw["bg"], raw["fg_bg"]):
+            x = img.reshape(-1, 3).astype(np.float64) / 255
+            total, sq, count = total + x.sum(0), sq + (x**2).sum(0), count + len(x)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(sq / max(count, 1) - mean**2, 1e-12))
+    return {
+        "version": FORMAT_VERSION,
+        "layout": "lazy" if cfg.lazy else "full",
+        "size": cfg.size,
+        "counts": {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")},
+        "n_bg": source.n_bg,
+        "n_fg": source.n_fg,
+        "stats": {"mean": mean.round(6).tolist(), "std": std.round(6).tolist()},
+        **source.describe(),
+    }
+
+
+def disk_usage(path: str | Path) -> dict:
+    """Bytes of a dataset folder or zip: ``{"total": ..., "per_sample": ..., "<folder>": ...}``."""
+    path = Path(path)
+    if path.is_file():
+        n = len(QuartetDataset(path, "all"))
+        return {"total": path.stat().st_size, "per_sample": round(path.stat().st_size / max(n, 1))}
+    usage = {}
+    for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        usage[sub.name] = sum(f.stat().st_size for f in sub.iterdir())
+    usage["total"] = sum(usage.values()) + sum(
+        f.stat().st_size for f in path.iterdir() if f.is_file()
+    )
+    usage["per_sample"] = round(usage["total"] / max(len(QuartetDataset(path, "all")), 1))
+    return usage
+
+
+def _estimate(n: int, cfg: DataConfig) -> None:
+    """Print how much disk the dataset will take, before any work starts (about, from typical sizes)."""
+    px = cfg.size * cfg.size
+    per = (
+        2 * px
+        if cfg.lazy
+        else px * (0.9 if cfg.image_format == "jpg" else 2.2) + 2 * px + 0.05 * px
+    )
+    print(f"make_dataset: {n:,} samples at {cfg.size} px, about {n * per / 1e9:.2f} GB on disk")

@@ -1,0 +1,142 @@
+"""Figures. Every function returns a matplotlib Figure and never trains or writes anything.
+
+Depth is always drawn with one colormap (``DEPTH_CMAP``, near = dark) on the fixed range [0, 1], so
+pictures of different samples and of truth and prediction can be compared by eye.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+DEPTH_CMAP = "magma"
+
+
+def _image(x) -> np.ndarray:
+    """uint8 (H, W, 3) array or float tensor (3, H, W) in [0, 1] -> displayable (H, W, 3) array."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+        x = np.moveaxis(x, 0, -1) if x.ndim == 3 and x.shape[0] in (1, 3) else x
+    x = np.asarray(x)
+    return x.squeeze(-1) if x.ndim == 3 and x.shape[-1] == 1 else x
+
+
+def quartet_strip(samples: Sequence[dict], title: str | None = None) -> Figure:
+    """One row per sample: bg | fg_bg | mask | depth (with a colourbar in metres-normalised units)."""
+    n = len(samples)
+    fig, axes = plt.subplots(n, 4, figsize=(9, 2.3 * n + 0.4), squeeze=False, layout="constrained")
+    for row, s in zip(axes, samples, strict=True):
+        row[0].imshow(_image(s["bg"]))
+        row[1].imshow(_image(s["fg_bg"]))
+        row[2].imshow(_image(s["mask"]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        im = row[3].imshow(_image(s["depth"]), cmap=DEPTH_CMAP, vmin=0, vmax=1)
+        row[0].set_ylabel(str(s.get("id", "")), fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], ("bg", "fg_bg", "mask", "depth (0 near, 1 far)"), strict=True):
+        ax.set_title(name, fontsize=9)
+    fig.colorbar(im, ax=axes[:, 3], shrink=0.8, label="depth")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def dataset_overview(samples: Sequence[dict], title: str | None = None) -> Figure:
+    """Histograms over raw samples: depth values, mask coverage, and the fg's depth against its size."""
+    depth = np.concatenate([np.asarray(s["depth"]).ravel() for s in samples])
+    cover = np.array([np.asarray(s["mask"]).mean() for s in samples])
+    fg_depth = np.array(
+        [np.median(s["depth"][s["mask"] > 0]) if s["mask"].any() else np.nan for s in samples]
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3), layout="constrained")
+    axes[0].hist(depth, bins=50, range=(0, 1), color="tab:purple")
+    axes[0].set(title="depth of all pixels", xlabel="depth (0 near, 1 far)", ylabel="pixels")
+    axes[1].hist(cover * 100, bins=30, color="tab:green")
+    axes[1].set(title="foreground coverage", xlabel="% of image in mask", ylabel="samples")
+    axes[2].scatter(fg_depth, cover * 100, s=6, alpha=0.6)
+    axes[2].set(
+        title="perspective: nearer is larger", xlabel="foreground depth", ylabel="% of image"
+    )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+DIFF_CMAP = "viridis"
+PANEL_TITLES = {"diff": "|fg_bg - bg|", "depth": "depth (0 near, 1 far)"}
+
+
+def _panel(ax, sample: dict, key: str, contour: bool, diff_vmax: float):
+    """Draw ``sample[key]`` ("bg", "fg_bg", "mask", "depth") or "diff" (|fg_bg - bg|, channel mean,
+    in 0-255 levels) on ``ax``, optionally with the mask's outline; returns the AxesImage."""
+    if key == "diff":
+        fg_bg, bg = _image(sample["fg_bg"]), _image(sample["bg"])
+        levels = 1.0 if bg.dtype == np.uint8 else 255.0  # uint8 arrays or float images in [0, 1]
+        delta = np.abs(fg_bg.astype(np.float32) - bg.astype(np.float32)).mean(-1) * levels
+        im = ax.imshow(delta, cmap=DIFF_CMAP, vmin=0, vmax=diff_vmax)
+    elif key == "depth":
+        im = ax.imshow(_image(sample["depth"]), cmap=DEPTH_CMAP, vmin=0, vmax=1)
+    elif key == "mask":
+        im = ax.imshow(_image(sample["mask"]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        im = ax.imshow(_image(sample[key]))
+    mask = _image(sample["mask"])
+    if contour and key != "mask" and mask.min() != mask.max():
+        ax.contour(mask, levels=[0.5], colors="lime", linewidths=0.7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def compare_samples(
+    columns: dict[str, Sequence[dict]],
+    key: str = "fg_bg",
+    contour: bool = True,
+    diff_vmax: float = 48.0,
+    title: str | None = None,
+) -> Figure:
+    """The same samples in several versions (e.g. before and after a transform): one column per
+    ``label -> samples`` entry, one row per sample, each panel showing ``key`` (see ``_panel``)."""
+    labels = list(columns)
+    n = len(columns[labels[0]])
+    size = (2.1 * len(labels) + 0.6, 2.1 * n + 0.5)
+    fig, axes = plt.subplots(n, len(labels), figsize=size, squeeze=False, layout="constrained")
+    for c, label in enumerate(labels):
+        for r, sample in enumerate(columns[label]):
+            im = _panel(axes[r, c], sample, key, contour, diff_vmax)
+        axes[0, c].set_title(label, fontsize=9)
+    for r, sample in enumerate(columns[labels[0]]):
+        axes[r, 0].set_ylabel(str(sample.get("id", "")), fontsize=7)
+    if key in ("diff", "depth"):
+        fig.colorbar(im, ax=axes, shrink=0.6, label=PANEL_TITLES[key])
+    fig.suptitle(title or PANEL_TITLES.get(key, key))
+    return fig
+
+
+def sample_rows(
+    rows: dict[str, dict],
+    keys: Sequence[str] = ("bg", "fg_bg", "diff"),
+    contour: bool = False,
+    diff_vmax: float = 48.0,
+    title: str | None = None,
+) -> Figure:
+    """One row per ``label -> sample`` entry, one column per key (see ``_panel``)."""
+    size = (2.2 * len(keys) + 1.2, 2.1 * len(rows) + 0.5)
+    fig, axes = plt.subplots(
+        len(rows), len(keys), figsize=size, squeeze=False, layout="constrained"
+    )
+    for r, (label, sample) in enumerate(rows.items()):
+        for c, key in enumerate(keys):
+            im = _panel(axes[r, c], sample, key, contour, diff_vmax)
+            if key in ("diff", "depth") and r == len(rows) - 1:
+                fig.colorbar(im, ax=axes[:, c], shrink=0.6, label=PANEL_TITLES[key])
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    for c, key in enumerate(keys):
+        axes[0, c].set_title(PANEL_TITLES.get(key, key), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig

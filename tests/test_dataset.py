@@ -1,0 +1,238 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eva_depthmask.composite import ImageError
+from eva_depthmask.config import DataConfig
+from eva_depthmask.datagen import make_dataset
+from eva_depthmask.dataset import QuartetDataset, download
+from eva_depthmask.sources import SyntheticSource, split_backgrounds
+from eva_depthmask.storage import DatasetError
+
+SMALL = DataConfig(size=32, n_bg=6, n_fg=3, placements=2, image_format="png")
+
+
+def _same(a: dict, b: dict) -> None:
+    for k in ("bg", "fg_bg", "mask", "depth"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert a["id"] == b["id"]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def full_png(tmp_path_factory) -> Path:
+    return make_dataset(
+        tmp_path_factory.mktemp("full") / "ds", SMALL, workers=0, zip=True, progress=False
+    )
+
+
+def test_synthetic_samples_are_deterministic_and_typed():
+    a = QuartetDataset.synthetic(SMALL, "train")
+    b = QuartetDataset.synthetic(SMALL, "train")
+    for i in (0, 5, len(a) - 1):
+        _same(a.raw(i), b.raw(i))
+    other = QuartetDataset.synthetic(replace(SMALL, seed=1), "train")
+    assert not np.array_equal(a.raw(0)["fg_bg"], other.raw(0)["fg_bg"])
+    s = a[3]
+    assert s["bg"].shape == (3, 32, 32) and s["bg"].dtype == torch.float32
+    assert s["mask"].shape == (1, 32, 32) and set(s["mask"].unique().tolist()) <= {0.0, 1.0}
+    assert s["depth"].min() >= 0 and s["depth"].max() <= 1
+
+
+def test_splits_share_no_background():
+    cfg = replace(SMALL, n_bg=20)
+    splits = split_backgrounds(20, cfg)
+    assert sum(map(len, splits.values())) == 20 and set().union(*splits.values()) == set(range(20))
+    assert len(splits["val"]) == 2 and len(splits["test"]) == 2
+    bgs = {s: {i.split("_")[0] for i in QuartetDataset.synthetic(cfg, s).ids} for s in splits}
+    assert (
+        not bgs["train"] & bgs["val"]
+        and not bgs["train"] & bgs["test"]
+        and not bgs["val"] & bgs["test"]
+    )
+
+
+def test_folder_and_zip_round_trip(full_png):
+    folder = full_png.with_suffix("")
+    synthetic = QuartetDataset.synthetic(SMALL, "all")
+    on_disk, in_zip = QuartetDataset(folder, "all"), QuartetDataset(full_png, "all")
+    assert on_disk.ids == synthetic.ids == in_zip.ids
+    assert len(on_disk) == SMALL.n_samples
+    for i in range(len(on_disk)):
+        _same(on_disk.raw(i), synthetic.raw(i))  # PNG and 16-bit depth: nothing is lost on disk
+        _same(in_zip.raw(i), on_disk.raw(i))
+    stats = json.loads((folder / "stats.json").read_text())
+    assert sum(stats["counts"].values()) == SMALL.n_samples
+    assert all(0 < m < 1 for m in stats["stats"]["mean"]) and all(
+        s > 0 for s in stats["stats"]["std"]
+    )
+    assert stats["config"]["size"] == 32
+
+
+def test_zip_dataset_works_with_dataloader_workers(full_png):
+    ds = QuartetDataset(full_png, "train")
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
+    ids = [i for batch in loader for i in batch["id"]]
+    assert ids == ds.ids
+
+
+def test_lazy_layout_gives_the_same_samples(tmp_path, full_png):
+    lazy = make_dataset(tmp_path / "lazy", replace(SMALL, lazy=True), workers=0, progress=False)
+    assert not (lazy / "fg_bg").exists() and not (lazy / "mask").exists()
+    full = QuartetDataset(full_png.with_suffix(""), "all")
+    for i, j in enumerate(range(len(full))):
+        _same(QuartetDataset(lazy, "all").raw(i), full.raw(j))
+
+
+def test_lazy_jpeg_keeps_mask_and_depth_exact(tmp_path):
+    cfg = replace(SMALL, image_format="jpg", n_bg=3)
+    full = QuartetDataset(make_dataset(tmp_path / "f", cfg, workers=0, progress=False), "all")
+    lazy = QuartetDataset(
+        make_dataset(tmp_path / "l", replace(cfg, lazy=True), workers=0, progress=False), "all"
+    )
+    for i in range(len(full)):
+        a, b = full.raw(i), lazy.raw(i)
+        np.testing.assert_array_equal(a["mask"], b["mask"])
+        np.testing.assert_array_equal(a["depth"], b["depth"])
+        assert np.abs(a["fg_bg"].astype(int) - b["fg_bg"]).mean() < 3  # two JPEG round trips differ
+
+
+def test_parallel_workers_write_the_same_bytes(tmp_path, full_png):
+    cfg = replace(SMALL, n_bg=4)
+    a = make_dataset(tmp_path / "a", cfg, workers=0, progress=False)
+    b = make_dataset(tmp_path / "b", cfg, workers=2, progress=False)
+    assert _tree(a) == _tree(b)
+
+
+def test_killed_make_dataset_resumes_to_the_same_result(tmp_path):
+    args = ["--size", "32", "--n-bg", "16", "--n-fg", "4", "--placements", "3", "--format", "png"]
+    make = [sys.executable, "-m", "eva_depthmask", "make-data"]
+    subprocess.run(
+        [*make, str(tmp_path / "ref"), *args, "--workers", "0"], check=True, capture_output=True
+    )
+
+    target = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [*make, str(target), *args, "--workers", "0"], stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((target / ".progress").glob("*.csv"))) < 3:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (target / "manifest.csv").exists(), "killed too late: nothing left to resume"
+    with pytest.raises(DatasetError, match="interrupted make_dataset"):
+        QuartetDataset(target, "train")
+
+    subprocess.run([*make, str(target), *args, "--workers", "0"], check=True, capture_output=True)
+    assert _tree(target) == _tree(tmp_path / "ref")
+
+
+def test_finished_dataset_is_not_rebuilt_and_other_settings_are_refused(tmp_path):
+    cfg = replace(SMALL, n_bg=3)
+    path = make_dataset(tmp_path / "ds", cfg, workers=0, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
+    make_dataset(tmp_path / "ds", cfg, workers=0, progress=False)
+    assert before == {p: p.stat().st_mtime_ns for p in path.rglob("*")}
+    with pytest.raises(DatasetError, match=r"other settings \(size: 32 -> 48"):
+        make_dataset(tmp_path / "ds", replace(cfg, size=48), workers=0, progress=False)
+
+
+def _cut_outs(folder: Path, n: int = 2) -> Path:
+    folder.mkdir()
+    for j in range(n):
+        fg = np.zeros((40, 20, 4), np.uint8)
+        fg[5:40, 4:16] = (200, 40 * j, 90, 255)
+        Image.fromarray(fg).save(folder / f"person_{j}.png")
+    return folder
+
+
+def test_user_cut_outs_in_rooms(tmp_path):
+    fg_dir = _cut_outs(tmp_path / "fg", 2)
+    source = SyntheticSource(replace(SMALL, n_bg=3), fg_dir=fg_dir)
+    assert source.n_fg == 2
+    s = source.sample(next(iter(QuartetDataset.synthetic(source.cfg, "all", fg_dir=fg_dir)._keys)))
+    assert s["mask"].any()
+
+
+@pytest.mark.parametrize(
+    "problem, error, message",
+    [
+        ("missing_folder", FileNotFoundError, r"nope.*foreground folder does not exist"),
+        ("empty_folder", ImageError, r"no foreground images"),
+        ("truncated", ImageError, r"person_1\.png.*truncated"),
+        ("opaque", ImageError, r"person_1\.png.*no transparency"),
+    ],
+)
+def test_bad_foregrounds_fail_before_anything_is_written(tmp_path, problem, error, message):
+    fg_dir = tmp_path / "nope"
+    if problem != "missing_folder":
+        fg_dir = _cut_outs(tmp_path / "fg", 2)
+        bad = fg_dir / "person_1.png"
+        if problem == "empty_folder":
+            for p in fg_dir.iterdir():
+                p.unlink()
+        elif problem == "truncated":
+            bad.write_bytes(bad.read_bytes()[:60])
+        else:
+            Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(bad)
+    with pytest.raises(error, match=message):
+        cfg = replace(SMALL, n_bg=3)
+        make_dataset(
+            tmp_path / "out", cfg, SyntheticSource(cfg, fg_dir=fg_dir), workers=0, progress=False
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_that_is_not_a_dataset(tmp_path):
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as zf:
+        zf.writestr("bg/001.jpg", b"x")
+    with pytest.raises(DatasetError, match=r"photos\.zip.*not an eva_depthmask dataset"):
+        QuartetDataset(tmp_path / "photos.zip")
+
+
+def test_manifest_row_pointing_at_missing_file(tmp_path):
+    path = make_dataset(tmp_path / "ds", replace(SMALL, n_bg=3), workers=0, progress=False)
+    victim = sorted((path / "mask").iterdir())[1]
+    victim.unlink()
+    with pytest.raises(
+        DatasetError, match=rf"manifest\.csv.*mask file 'mask/{victim.name}'.*missing"
+    ):
+        QuartetDataset(path, "all")
+
+
+def test_truncated_file_inside_dataset_is_named(tmp_path):
+    path = make_dataset(tmp_path / "ds", replace(SMALL, n_bg=3), workers=0, progress=False)
+    ds = QuartetDataset(path, "all")
+    victim = path / ds.rows[0]["fg_bg"]
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(DatasetError, match=rf"{victim.name}.*truncated"):
+        ds.raw(0)
+
+
+def test_download_offline_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="could not download"):
+        download("1AbCdEfGhIjKlMnOpQrStUvWxYz012345", tmp_path / "data.zip", quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_keeps_an_existing_dataset(full_png):
+    assert download("any-id", full_png) == full_png  # valid already: no network needed
