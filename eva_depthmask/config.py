@@ -24,12 +24,13 @@ class SceneConfig:
     room_height_m: tuple[float, float] = (2.4, 3.2)
     camera_height_m: tuple[float, float] = (1.1, 1.7)
     camera_pitch_deg: tuple[float, float] = (5.0, 20.0)  # looking down, positive
+    camera_yaw_deg: tuple[float, float] = (-15.0, 15.0)  # turned right, positive; no roll
     fov_deg: tuple[float, float] = (50.0, 75.0)  # horizontal field of view
     furniture: tuple[int, int] = (1, 4)  # pieces per room, inclusive
-    fg_height_m: tuple[float, float] = (
-        0.5,
-        1.9,
-    )  # real height of a foreground standing on the floor
+    # real height of a foreground standing on the floor
+    fg_height_m: tuple[float, float] = (0.5, 1.9)
+    # smallest projected fg height / image height a floor placement accepts (tiny ones are noise)
+    fg_min_scale: float = 0.1
     fg_bulge_m: float = 0.15  # how much nearer a foreground's centre is than its silhouette
 
 
@@ -61,6 +62,204 @@ class DataConfig:
         return self.n_bg * self.n_fg * (2 if self.flips else 1) * self.placements
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """DepthMaskNet's architecture (model.py); the defaults are the measured fast default.
+
+    Level ``i`` of the encoder runs at stride ``2 ** (i + 1)`` with ``widths[i]`` channels and
+    ``depths[i]`` residual blocks. ``fusion`` says how bg and fg_bg enter the first conv:
+    "concat" [bg, fg_bg], "diff" [fg_bg, fg_bg - bg] or "concat_diff" [bg, fg_bg, fg_bg - bg].
+    """
+
+    encoder: str = "residual"  # "residual" (trained from scratch) or "resnet18"
+    pretrained: str | None = None  # resnet18 only: "imagenet", a URL or a local .pth file
+    fusion: str = "concat_diff"
+    widths: tuple[int, ...] = (16, 32, 64, 96)  # residual encoder, strides 2, 4, 8, 16
+    depths: tuple[int, ...] = (0, 1, 1, 2)
+    decoder_widths: tuple[int, ...] = (16, 24, 48)  # per skip level, shallowest first; () = widths
+    decoder_convs: int = 1  # 3x3 convs after each upsample + skip concat
+    refine_width: int = 8  # full-resolution conv on [features, fused input]; 0 = heads at 1/2
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss parts (losses.py); ``mask`` and ``depth`` are weighted sums of theirs.
+
+    Depth SSIM uses a Gaussian window of ``ssim_window`` pixels (odd; shrunk for smaller images).
+    """
+
+    mask_bce: float = 1.0
+    mask_dice: float = 1.0
+    depth_l1: float = 1.0
+    depth_ssim: float = 1.0
+    depth_grad: float = 1.0
+    mask_weight: float = 1.0
+    depth_weight: float = 1.0
+    ssim_window: int = 7
+    ssim_sigma: float = 1.5
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Augmentation (transforms.py, realism.py). ``*_p`` are probabilities; lengths are fractions of
+    the image side unless a unit is given; noise std is a fraction of the full 0-255 range.
+
+    Three groups, each can be switched off as a whole:
+    ``spatial`` - one random geometry for bg, fg_bg, mask and depth together;
+    ``photometric`` - one random colour/noise/dropout change shared by bg and fg_bg (a camera change
+    hits both photos), never mask or depth;
+    ``realism`` - the background shot is not the composite's exact background: bg alone is moved,
+    relit, blurred, noised and re-compressed, and the foreground casts a soft shadow on fg_bg.
+    Val/test pipelines never use spatial or photometric, and use realism only when ``eval_realism``
+    is set (``robustness_preset``), with a fixed seed per sample.
+    """
+
+    seed: int = 0  # base of the unseeded stream and of the per-sample eval seeds
+    spatial: bool = True
+    photometric: bool = True
+    realism: bool = True
+    eval_realism: bool = False
+    interpolation: str = "linear"  # bg, fg_bg, depth: "linear" or "nearest"; mask is always nearest
+    # spatial (identical on all four)
+    hflip_p: float = 0.5
+    crop_p: float = 0.3  # random resized crop, otherwise a plain resize to the output size
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # crop area / image area
+    crop_ratio: tuple[float, float] = (0.8, 1.25)  # crop width / height
+    affine_p: float = 0.5
+    shift: float = 0.1
+    scale: tuple[float, float] = (0.9, 1.1)
+    rotate_deg: float = 15.0
+    # photometric (same parameters on bg and fg_bg)
+    color_p: float = 0.5  # one of RGB shift or hue/saturation/value
+    rgb_shift: float = 15.0  # uint8 levels per channel
+    hue_shift: float = 8.0  # OpenCV hue units (2 degrees each)
+    sat_shift: float = 20.0
+    val_shift: float = 15.0
+    brightness_contrast_p: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    noise_p: float = 0.2
+    noise_std: tuple[float, float] = (0.01, 0.04)
+    dropout_p: float = 0.2
+    dropout_holes: tuple[int, int] = (1, 3)
+    dropout_size: tuple[float, float] = (0.05, 0.15)
+    # background realism (bg only, except the shadow, which darkens fg_bg outside the mask)
+    misalign_p: float = 0.5
+    misalign_shift: float = 0.03
+    misalign_rotate_deg: float = 2.0
+    misalign_scale: float = 0.03
+    lighting_p: float = 0.5  # brightness/contrast, gamma and colour temperature together
+    lighting_brightness: float = 0.1
+    lighting_contrast: float = 0.1
+    lighting_gamma: tuple[float, float] = (0.85, 1.15)
+    lighting_temperature_k: tuple[int, int] = (4500, 8000)  # must contain 6000 K (neutral)
+    blur_p: float = 0.2
+    blur_sigma: tuple[float, float] = (0.003, 0.012)
+    bg_noise_p: float = 0.3
+    bg_noise_std: tuple[float, float] = (0.005, 0.03)
+    jpeg_p: float = 0.3
+    jpeg_quality: tuple[int, int] = (60, 95)
+    shadow_p: float = 0.3
+    shadow_strength: tuple[float, float] = (0.2, 0.5)  # darkening where the shadow is densest
+    shadow_offset: tuple[float, float] = (0.02, 0.08)
+    shadow_blur: tuple[float, float] = (0.01, 0.04)  # Gaussian sigma
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_p") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"AugConfig.{f.name}: probability must be in [0, 1], got {value}")
+        if self.interpolation not in ("linear", "nearest"):
+            raise ValueError(
+                f"AugConfig.interpolation: expected 'linear' or 'nearest', got {self.interpolation!r}"
+            )
+
+
+_EVAL_REALISM = {"spatial": False, "photometric": False, "realism": True, "eval_realism": True}
+_EVERY_PERTURBATION = {
+    f"{name}_p": 1.0 for name in ("misalign", "lighting", "blur", "bg_noise", "jpeg", "shadow")
+}
+
+# Robustness evaluation levels as data: AugConfig overrides. Every background perturbation fires,
+# at a small ("mild") or training-maximum ("strong") strength; "none" is the plain test pipeline.
+ROBUSTNESS_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {"spatial": False, "photometric": False, "realism": False, "eval_realism": False},
+    "mild": {
+        **_EVAL_REALISM,
+        **_EVERY_PERTURBATION,
+        "misalign_shift": 0.01,
+        "misalign_rotate_deg": 0.5,
+        "misalign_scale": 0.01,
+        "lighting_brightness": 0.05,
+        "lighting_contrast": 0.05,
+        "lighting_gamma": (0.93, 1.07),
+        "lighting_temperature_k": (5500, 7000),
+        "blur_sigma": (0.002, 0.005),
+        "bg_noise_std": (0.004, 0.01),
+        "jpeg_quality": (85, 95),
+        "shadow_strength": (0.1, 0.2),
+    },
+    "strong": {
+        **_EVAL_REALISM,
+        **_EVERY_PERTURBATION,
+        "misalign_shift": 0.03,
+        "misalign_rotate_deg": 2.0,
+        "misalign_scale": 0.03,
+        "lighting_brightness": 0.15,
+        "lighting_contrast": 0.15,
+        "lighting_gamma": (0.8, 1.25),
+        "lighting_temperature_k": (4000, 9000),
+        "blur_sigma": (0.006, 0.015),
+        "bg_noise_std": (0.02, 0.04),
+        "jpeg_quality": (40, 70),
+        "shadow_strength": (0.3, 0.5),
+    },
+}
+
+
+def robustness_preset(level: str) -> AugConfig:
+    """The AugConfig of a robustness level ("none", "mild", "strong") for val/test pipelines."""
+    if level not in ROBUSTNESS_PRESETS:
+        raise ValueError(
+            f"robustness level: expected one of {list(ROBUSTNESS_PRESETS)}, got {level!r}"
+        )
+    return AugConfig(**ROBUSTNESS_PRESETS[level])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How fit() trains (train.py) and checkpoints (checkpoint.py).
+
+    ``stages`` is the progressive-resizing plan, ``(size, epochs, batch_size)`` each, as the course
+    projects trained 64 -> 128 -> 224; the learning-rate schedule spans all stages. A checkpoint is
+    written every ``ckpt_every`` optimizer steps and at the end of every epoch and stage.
+    """
+
+    stages: tuple[tuple[int, int, int], ...] = ((64, 6, 32),)
+    optimizer: str = "adamw"  # "adamw" or "sgd"
+    lr: float = 3e-3  # peak learning rate (OneCycle) or initial (StepLR)
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD only
+    schedule: str = "onecycle"  # "onecycle" or "step"
+    pct_start: float = 0.25  # OneCycle: fraction of all steps spent warming up
+    step_epochs: int = 3  # StepLR: epochs between decays
+    step_gamma: float = 0.3  # StepLR: decay factor
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    amp: bool = True  # fp16 + GradScaler on CUDA, bf16 on CPU
+    channels_last: bool = True
+    seed: int = 0  # sample order and augmentation of every epoch
+    ckpt_dir: str = "runs/default"
+    ckpt_every: int = 100  # optimizer steps between checkpoints
+    keep_last: int = 2  # newest checkpoints kept (best.pt is kept apart)
+    best_metric: str = "mask_iou"
+    best_mode: str = "max"  # "max" or "min"
+    log_every: int = 10  # optimizer steps between rows of the CSV log
+    num_workers: int | None = None  # DataLoader workers; None: chosen for the machine
+    device: str = "auto"  # "auto" (CUDA if available), "cuda" or "cpu"
+    tensorboard: bool = True
+    max_val_samples: int | None = None  # validate on the first N val samples only (None: all)
+
+
 def to_dict(cfg: Any) -> dict:
     """``asdict`` with tuples turned into lists, so the result round-trips through JSON unchanged."""
     return _jsonable(asdict(cfg))
@@ -72,20 +271,17 @@ def from_dict(cls: type, data: dict) -> Any:
     unknown = set(data) - set(known)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown settings {sorted(unknown)}")
+    defaults = cls() if _has_defaults(cls) else None
     kwargs = {}
     for name, value in data.items():
-        default = getattr(cls(), name) if _has_defaults(cls) else None
-        if is_dataclass(default):
-            value = from_dict(type(default), value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
+        default = getattr(defaults, name, None)
+        kwargs[name] = from_dict(type(default), value) if is_dataclass(default) else _tuples(value)
     return cls(**kwargs)
 
 
 def diff(a: Any, b: Any) -> dict[str, tuple[Any, Any]]:
     """Settings that differ between two configs of the same type: ``{"field.sub": (a, b)}``."""
-    flat_a, flat_b = _flatten(to_dict(a)), _flatten(to_dict(b))
+    flat_a, flat_b = flatten(to_dict(a)), flatten(to_dict(b))
     keys = sorted(set(flat_a) | set(flat_b))
     return {k: (flat_a.get(k), flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)}
 
@@ -98,6 +294,11 @@ def _has_defaults(cls: type) -> bool:
     return True
 
 
+def _tuples(value: Any) -> Any:
+    """Lists (as JSON gives them back) to tuples, all the way down: configs hold tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -106,11 +307,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level: ``{"scene": {"fov": 1}}`` -> ``{"scene.fov": 1}``."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
