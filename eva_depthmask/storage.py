@@ -6,6 +6,7 @@ Encodings (DESIGN.md): bg and fg_bg JPEG quality 95 or PNG; mask PNG 8-bit 0/255
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
@@ -104,6 +105,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -112,6 +114,13 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def zip_folder(folder: Path, dest: Path) -> None:

@@ -1,0 +1,114 @@
+"""What training reads, in an order that a resumed run can reproduce exactly.
+
+Exact resume needs every source of randomness in the data to be a function of where the run is, not
+of how it got there. So the order of an epoch is a permutation seeded by ``(seed, stage, epoch)``, a
+resumed epoch starts at its next batch, and each sample's augmentation is seeded by
+``(seed, stage, epoch, index)`` — independent of DataLoader workers and of where the run was stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset, Sampler
+
+from .config import AugConfig, DataConfig, to_dict
+from .dataset import QuartetDataset
+from .transforms import get_transforms, sample_seed
+
+STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json
+
+
+def epoch_order(n: int, seed: int, stage: int, epoch: int) -> np.ndarray:
+    """The sample order of one epoch: a permutation of ``range(n)`` fixed by its seed and position."""
+    return np.random.default_rng([seed, stage, epoch, 0xE90C]).permutation(n)
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch for one process, from batch ``start_batch`` on.
+
+    Every process takes every ``world``-th index of the epoch order, trimmed so that each gets the same
+    whole number of batches. Indices carry the epoch as ``epoch_tag * n + index`` so a dataset in a
+    persistent worker knows which epoch's augmentation to draw (see ``SeededSamples``).
+    """
+
+    def __init__(self, n, seed, stage, epoch, batch_size, start_batch=0, rank=0, world=1):
+        self.order = epoch_order(n, seed, stage, epoch)
+        self.n, self.tag = n, stage * 100_000 + epoch
+        self.batches = n // (batch_size * world)
+        mine = self.order[: self.batches * batch_size * world][rank::world]
+        self.indices = mine[start_batch * batch_size :]
+
+    def __iter__(self):
+        return iter((self.tag * self.n + self.indices).tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class SeededSamples(Dataset):
+    """A QuartetDataset whose augmentation is seeded per (run seed, epoch tag, index)."""
+
+    def __init__(self, base: QuartetDataset, transform, seed: int):
+        self.base, self.transform, self.seed = base, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, tagged: int) -> dict:
+        tag, index = divmod(int(tagged), len(self.base))
+        raw = self.base.raw(index)
+        return self.transform(raw, seed=sample_seed(self.seed, tag, index))
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What fit() trains on: a dataset folder or zip, or synthetic settings; and the augmentation.
+
+    ``dataset(split, size)`` gives tensor samples at ``size`` px: a stored dataset is resized by the
+    transform, a synthetic one is rendered at that size. Normalisation uses the dataset's stats.json,
+    or an estimate from its first train samples.
+    """
+
+    source: str | Path | DataConfig = DataConfig()
+    aug: AugConfig = AugConfig()
+    fg_dir: str | None = None  # synthetic only: the user's cut-outs instead of sprites
+
+    def raw(self, split: str, size: int) -> QuartetDataset:
+        if isinstance(self.source, DataConfig):
+            return QuartetDataset.synthetic(
+                replace(self.source, size=size), split, fg_dir=self.fg_dir
+            )
+        return QuartetDataset(self.source, split)
+
+    def stats(self) -> dict:
+        """Per-channel ``{"mean", "std"}`` of the train images, in [0, 1] units."""
+        ds = self.raw("train", self.source.size if isinstance(self.source, DataConfig) else 64)
+        return ds.stats or estimate_stats(ds)
+
+    def dataset(self, split: str, size: int, seed: int = 0, stats: dict | None = None) -> Dataset:
+        ds = self.raw(split, size)
+        transform = get_transforms(split, size, self.aug, stats or self.stats())
+        if split == "train":
+            return SeededSamples(ds, transform, seed)
+        ds.transform = transform
+        return ds
+
+    def describe(self) -> dict:
+        src = to_dict(self.source) if isinstance(self.source, DataConfig) else str(self.source)
+        return {"source": src, "aug": to_dict(self.aug), "fg_dir": self.fg_dir}
+
+
+def estimate_stats(ds: QuartetDataset, n: int = STATS_SAMPLES) -> dict:
+    """Mean and std per channel over bg and fg_bg of ``n`` evenly spread samples (deterministic)."""
+    picks = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
+    pixels = np.concatenate(
+        [np.concatenate([r["bg"], r["fg_bg"]]).reshape(-1, 3) for r in map(ds.raw, picks.tolist())]
+    )
+    x = pixels.astype(np.float64) / 255
+    return {
+        "mean": x.mean(0).round(6).tolist(),
+        "std": np.maximum(x.std(0), 1e-6).round(6).tolist(),
+    }

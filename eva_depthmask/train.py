@@ -1,0 +1,365 @@
+"""fit(): the training loop. Mixed precision, progressive resizing, chunked checkpoints, exact resume,
+validation every epoch, CSV + TensorBoard logs, and DistributedDataParallel under torchrun.
+
+Re-running ``fit`` with the same arguments after the process died continues from the newest readable
+checkpoint, at the next batch, and (on CPU) ends with the same weights, bit for bit, as a run that was
+never interrupted: see loaders.py for how the data side is made reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import TrainConfig, diff, flatten, from_dict, to_dict
+from .loaders import EpochSampler, TrainData
+from .losses import DepthMaskLoss
+from .metrics import MetricAccumulator
+from .runlog import RunLog
+
+# Settings that may change between a run and its resumption without changing what it computes.
+RESUME_FREE = {
+    "ckpt_dir",
+    "ckpt_every",
+    "keep_last",
+    "log_every",
+    "num_workers",
+    "device",
+    "tensorboard",
+}
+
+
+def pick_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("TrainConfig.device='cuda' but no CUDA device is available")
+    return torch.device(cfg.device)
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers: on a GPU, enough cores to keep it fed; on a CPU, one helper process
+    (the cores are busy training, and a second process only overlaps loading with compute)."""
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    return min(8, max(cores - 1, 0)) if device.type == "cuda" else min(1, cores - 1)
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world)``; under torchrun, joins the process group (NCCL on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=True,
+        )
+    raise ValueError(f"TrainConfig.optimizer: expected 'adamw' or 'sgd', got {cfg.optimizer!r}")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """OneCycle over every optimizer step of every stage, or StepLR over epochs."""
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, cfg.lr, total_steps=max(total_steps, 1), pct_start=cfg.pct_start
+        )
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs, cfg.step_gamma)
+    raise ValueError(f"TrainConfig.schedule: expected 'onecycle' or 'step', got {cfg.schedule!r}")
+
+
+def model_config(model: nn.Module) -> dict:
+    """What identifies an architecture: its class and its config (if it has one)."""
+    cfg = getattr(model, "cfg", None)
+    return {"name": type(model).__name__, "config": to_dict(cfg) if cfg is not None else None}
+
+
+def check_resumable(state: dict, model: nn.Module, cfg: TrainConfig, path) -> None:
+    """Refuse a checkpoint from another architecture or another training recipe, naming the settings."""
+    mine, theirs = model_config(model), state["model_config"]
+    problems = []
+    if mine["name"] != theirs["name"]:
+        problems.append(f"model: {theirs['name']} -> {mine['name']}")
+    elif mine["config"] != theirs["config"]:
+        old, new = flatten(theirs["config"] or {}), flatten(mine["config"] or {})
+        problems += [
+            f"model.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)
+        ]
+    old_train = from_dict(TrainConfig, state["train_config"])
+    problems += [
+        f"train.{k}: {a!r} -> {b!r}"
+        for k, (a, b) in diff(old_train, cfg).items()
+        if k.split(".")[0] not in RESUME_FREE
+    ]
+    if problems:
+        raise ckpt.CheckpointError(
+            f"{path}: was written by a run with other settings ({'; '.join(problems)}); "
+            "use another ckpt_dir, or fit(..., resume=False) to start over"
+        )
+
+
+def fit(
+    model: nn.Module,
+    data: TrainData,
+    cfg: TrainConfig = TrainConfig(),
+    callbacks: Sequence[Callable[[dict], None]] = (),
+    resume: bool = True,
+    loss_fn: nn.Module | None = None,
+) -> dict:
+    """Train ``model`` on ``data`` following ``cfg``; returns the last validation metrics, the best
+    value of ``cfg.best_metric`` and the paths of the last and best checkpoints."""
+    rank, world = distributed()
+    device = pick_device(cfg)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device, memory_format=fmt)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    loss_fn = (loss_fn or DepthMaskLoss()).to(device)
+    stats = data.stats()
+    stage_steps = [data.raw("train", s).__len__() // (b * world) for s, _, b in cfg.stages]
+    total = sum(n * e for n, (_, e, _) in zip(stage_steps, cfg.stages, strict=True))
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg, total)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
+    where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None}
+    found = ckpt.latest(cfg.ckpt_dir) if resume else None
+    if found:
+        path, state = found
+        check_resumable(state, model, cfg, path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        where.update({k: state[k] for k in where})
+        if rank == 0:
+            print(
+                f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
+            )
+    else:
+        torch.manual_seed(cfg.seed)
+    os.makedirs(cfg.ckpt_dir, exist_ok=True)
+    columns = _columns(loss_fn)
+    log = RunLog(
+        cfg.ckpt_dir, columns, where["global_step"], enabled=rank == 0, tensorboard=cfg.tensorboard
+    )
+    workers = default_workers(device) if cfg.num_workers is None else cfg.num_workers
+    ctx = {"data": data, "stats": stats, "cfg": cfg, "model": model, "opt": opt, "sched": sched}
+    ctx.update(scaler=scaler, rank=rank, world=world, log=log, callbacks=callbacks, where=where)
+    last_val: dict = {}
+    try:
+        for stage in range(where["stage"], len(cfg.stages)):
+            size, epochs, batch = cfg.stages[stage]
+            train_ds = data.dataset("train", size, cfg.seed, stats)
+            val_ds = data.dataset("val", size, stats=stats)
+            if cfg.max_val_samples:
+                val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
+            for epoch in range(where["epoch"], epochs):
+                sampler = EpochSampler(
+                    len(train_ds), cfg.seed, stage, epoch, batch, where["step"], rank, world
+                )
+                loader = DataLoader(
+                    train_ds,
+                    batch,
+                    sampler=sampler,
+                    num_workers=workers,
+                    pin_memory=cuda,
+                    drop_last=True,
+                    generator=torch.Generator(),  # keeps the global RNG untouched
+                )
+                _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch)
+                last_val = validate(net, val_ds, device, cfg.amp, batch, rank, world)
+                done_stage = epoch + 1 == epochs
+                where.update(stage=stage + done_stage, epoch=0 if done_stage else epoch + 1, step=0)
+                if cfg.schedule == "step":
+                    sched.step()
+                _end_of_epoch(ctx, last_val, size, stage, epoch)
+            where["epoch"] = 0
+    finally:
+        log.close()
+    best = os.path.join(cfg.ckpt_dir, "best.pt")
+    last = ckpt.list_checkpoints(cfg.ckpt_dir)
+    return {
+        "val": last_val,
+        "best": where["best"],
+        "best_path": best,
+        "last_path": str(last[-1]) if last else None,
+    }
+
+
+def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch) -> None:
+    cfg, where, opt, sched, scaler = (
+        ctx["cfg"],
+        ctx["where"],
+        ctx["opt"],
+        ctx["sched"],
+        ctx["scaler"],
+    )
+    net.train()
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    bar = tqdm(
+        total=sampler.batches,
+        initial=where["step"],
+        desc=f"stage {stage} ({size}px) epoch {epoch}",
+        disable=ctx["rank"] != 0,
+        leave=False,
+    )
+    t0, seen = time.perf_counter(), 0
+    for batch in loader:
+        bg, fg_bg = (
+            batch[k].to(device, non_blocking=True, memory_format=fmt) for k in ("bg", "fg_bg")
+        )
+        true = {k: batch[k].to(device, non_blocking=True) for k in ("mask", "depth")}
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+            pred = net(bg, fg_bg)
+        losses = loss_fn(pred, true)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(losses["total"]).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        if cfg.schedule == "onecycle":
+            sched.step()
+        where["step"] += 1
+        where["global_step"] += 1
+        seen += bg.shape[0] * ctx["world"]
+        bar.update()
+        if where["global_step"] % cfg.log_every == 0 or where["step"] == sampler.batches:
+            rate = seen / (time.perf_counter() - t0)
+            row = {
+                "kind": "train",
+                "stage": stage,
+                "size": size,
+                "epoch": epoch,
+                "step": where["step"],
+                "global_step": where["global_step"],
+                "lr": opt.param_groups[0]["lr"],
+                "img_per_s": rate,
+                **{f"loss_{k}": v.item() for k, v in losses.items()},
+            }
+            bar.set_postfix(loss=f"{row['loss_total']:.4f}", img_s=f"{rate:.0f}")
+            _emit(ctx, row)
+            t0, seen = time.perf_counter(), 0
+        if where["global_step"] % cfg.ckpt_every == 0 and where["step"] < sampler.batches:
+            _save(ctx, extra={"order": torch.from_numpy(sampler.order)})
+    bar.close()
+
+
+@torch.no_grad()
+def validate(net, dataset, device, amp=True, batch_size=64, rank=0, world=1) -> dict:
+    """Metrics of ``net`` on ``dataset`` (each process takes every ``world``-th sample; sums reduced)."""
+    net.eval()
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    part = Subset(dataset, range(rank, len(dataset), world))
+    acc = MetricAccumulator()
+    for batch in DataLoader(part, batch_size, num_workers=0):
+        bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            pred = net(bg, fg_bg)
+        acc.update(
+            {k: v.float() for k, v in pred.items()},
+            batch["mask"].to(device),
+            batch["depth"].to(device),
+        )
+    if world > 1:
+        acc.sums = acc.sums.to(device)
+        acc.reduce(dist.all_reduce)
+        acc.sums = acc.sums.cpu()
+    net.train()
+    return acc.compute()
+
+
+def _end_of_epoch(ctx, metrics: dict, size: int, stage: int, epoch: int) -> None:
+    cfg, where = ctx["cfg"], ctx["where"]
+    value = metrics.get(cfg.best_metric)
+    if value is None:
+        raise KeyError(
+            f"TrainConfig.best_metric {cfg.best_metric!r} is not a metric; have {sorted(metrics)}"
+        )
+    better = where["best"] is None or (
+        value > where["best"] if cfg.best_mode == "max" else value < where["best"]
+    )
+    if better:
+        where["best"] = value
+    row = {
+        "kind": "val",
+        "stage": stage,
+        "size": size,
+        "epoch": epoch,
+        "step": 0,
+        "global_step": where["global_step"],
+        "lr": ctx["opt"].param_groups[0]["lr"],
+        **metrics,
+    }
+    _emit(ctx, row)
+    _save(ctx, best=better, extra={"val": metrics})
+
+
+def _save(ctx, best: bool = False, extra: dict | None = None) -> None:
+    """Checkpoint (rank 0 writes; every process waits for it), then prune old ones."""
+    if ctx["rank"] == 0:
+        cfg, where, model = ctx["cfg"], ctx["where"], ctx["model"]
+        state = {
+            "model": model.state_dict(),
+            "optimizer": ctx["opt"].state_dict(),
+            "scheduler": ctx["sched"].state_dict(),
+            "scaler": ctx["scaler"].state_dict(),
+            **where,
+            "rng": ckpt.rng_state(),
+            "model_config": model_config(model),
+            "train_config": to_dict(cfg),
+            "data": ctx["data"].describe(),
+            "stats": ctx["stats"],
+            **(extra or {}),
+        }
+        ckpt.save(ckpt.checkpoint_path(cfg.ckpt_dir, where["global_step"]), state)
+        if best:
+            ckpt.save(os.path.join(cfg.ckpt_dir, "best.pt"), state)
+        ckpt.prune(cfg.ckpt_dir, cfg.keep_last)
+    if ctx["world"] > 1:
+        dist.barrier()
+
+
+def _emit(ctx, row: dict) -> None:
+    ctx["log"].log(row)
+    if ctx["rank"] == 0:
+        for cb in ctx["callbacks"]:
+            cb(row)
+
+
+def _columns(loss_fn: nn.Module) -> list[str]:
+    """Names of the loss parts and metrics, for the CSV header (a forward on a tiny dummy batch)."""
+    pred = {"mask": torch.zeros(1, 1, 16, 16), "depth": torch.full((1, 1, 16, 16), 0.5)}
+    true = {"mask": torch.zeros(1, 1, 16, 16), "depth": torch.full((1, 1, 16, 16), 0.5)}
+    acc = MetricAccumulator()
+    acc.update(pred, true["mask"], true["depth"])
+    dev = next(iter(loss_fn.parameters()), torch.zeros(())).device
+    losses = loss_fn(
+        {k: v.to(dev) for k, v in pred.items()}, {k: v.to(dev) for k, v in true.items()}
+    )
+    return [f"loss_{k}" for k in losses] + list(acc.compute())

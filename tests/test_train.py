@@ -1,0 +1,167 @@
+"""Training survives being killed: real processes, SIGKILL, and bit-for-bit comparison of final weights."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eva_depthmask import checkpoint as ckpt
+from eva_depthmask.runlog import read_log
+
+JOB = Path(__file__).parent / "train_job.py"
+pytestmark = pytest.mark.slow
+
+
+def run_job(ckpt_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(JOB), str(ckpt_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k} differs"
+
+
+def deterministic_log(path: Path) -> list[tuple]:
+    cols = (
+        "kind",
+        "stage",
+        "epoch",
+        "step",
+        "global_step",
+        "lr",
+        "loss_total",
+        "mask_iou",
+        "depth_rmse",
+    )
+    return [tuple(r[c] for c in cols) for r in read_log(path)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference")
+    done = run_job(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize(
+    "kill",
+    [
+        ["--kill-at-step", "7"],  # mid-epoch, one step after a periodic checkpoint
+        ["--kill-at-val", "0"],  # after the epoch's last step and validation, before its checkpoint
+        ["--kill-at-step", "17"],  # first step of stage 2 (40 px), right after the stage switch
+        ["--kill-in-save", "4"],  # inside a checkpoint write: bytes written, not yet renamed
+    ],
+    ids=["mid_epoch", "epoch_boundary", "stage_switch", "during_checkpoint_write"],
+)
+def test_killed_run_resumes_to_identical_weights(tmp_path, reference, kill):
+    killed = run_job(tmp_path, *kill)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "final.pt").exists()
+    assert not list(tmp_path.glob(".*.tmp")) or kill[0] == "--kill-in-save"
+    resumed = run_job(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from ckpt_" in resumed.stdout
+    assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
+    assert deterministic_log(tmp_path / "log.csv") == deterministic_log(reference / "log.csv")
+
+
+def test_resume_with_dataloader_workers_is_identical(tmp_path, reference):
+    killed = run_job(tmp_path, "--kill-at-step", "11", env={"JOB_WORKERS": "2"})
+    assert killed.returncode == -signal.SIGKILL
+    assert run_job(tmp_path, env={"JOB_WORKERS": "2"}).returncode == 0
+    assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
+
+
+def test_truncated_and_garbage_checkpoints_never_stop_a_resume(tmp_path, reference):
+    assert run_job(tmp_path, "--kill-at-step", "14").returncode == -signal.SIGKILL
+    files = ckpt.list_checkpoints(tmp_path)
+    assert len(files) == 2  # keep_last=2
+    newest, older = files[-1], files[-2]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short
+    with pytest.warns(UserWarning, match=rf"skipping {newest}.*unreadable"):
+        path, _ = ckpt.latest(tmp_path)
+    assert path == older
+    older.write_bytes(os.urandom(4096))  # garbage: now neither loads
+    shutil.copy(newest, tmp_path / "ckpt_99999999.pt")  # and a newer one that is cut short too
+    resumed = run_job(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "unreadable" in resumed.stderr
+    assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
+
+
+def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path):
+    failed = run_job(tmp_path, "--fsize-limit-after-step", "4")
+    assert failed.returncode != 0
+    message = failed.stderr.strip().splitlines()[-1]
+    assert "CheckpointError: could not save checkpoint" in message and "ckpt_00000006.pt" in message
+    assert "the previous checkpoint ckpt_00000003.pt is intact" in message
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["ckpt_00000003.pt"]
+    assert ckpt.load(tmp_path / "ckpt_00000003.pt")["global_step"] == 3
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    assert run_job(tmp_path, "--kill-at-step", "5").returncode == -signal.SIGKILL
+    refused = run_job(tmp_path, "--width", "12")
+    assert refused.returncode != 0
+    assert "other settings (model.widths: [8, 16, 16, 16] -> [12, 16, 16, 16])" in refused.stderr
+
+
+def test_torchrun_two_processes_reduce_metrics_across_ranks(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            str(JOB),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_log(tmp_path / "log.csv")
+    steps = [int(r["global_step"]) for r in rows if r["kind"] == "train"]
+    assert steps == list(
+        range(1, 13)
+    )  # 64 samples / (batch 8 x 2 ranks) = 4 steps x 3 epochs, logged once
+
+    sys.path.insert(0, str(JOB.parent))
+    from train_job import DATA, model
+
+    from eva_depthmask.train import validate
+
+    net = model(8)
+    net.load_state_dict(torch.load(tmp_path / "final.pt", weights_only=True))
+    state = ckpt.load(ckpt.list_checkpoints(tmp_path)[-1])
+    alone = validate(net, DATA.dataset("val", 40, stats=state["stats"]), torch.device("cpu"))
+    last_val = [r for r in rows if r["kind"] == "val"][-1]
+    for key in ("mask_iou", "depth_rmse", "depth_delta1"):
+        assert float(last_val[key]) == pytest.approx(alone[key], rel=1e-4), key
+
+
+def test_foreign_files_are_not_checkpoints(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "ckpt_00000001.pt")
+    with pytest.raises(ckpt.CheckpointError, match="not an eva_depthmask checkpoint"):
+        ckpt.load(tmp_path / "ckpt_00000001.pt")
+    with pytest.raises(ckpt.CheckpointError, match="no such checkpoint"):
+        ckpt.load(tmp_path / "missing.pt")

@@ -1,0 +1,91 @@
+"""A small training run for the process-level tests of test_train.py (run as a script, not collected).
+
+    python tests/train_job.py CKPT_DIR [--kill-at-step N] [--kill-at-val E] [--kill-in-save N]
+                              [--fsize-limit-after-step N] [--width W]
+
+The kill options end this very process with SIGKILL at a chosen point, as a runtime taken away would:
+after optimizer step N, right after epoch E's validation (before its checkpoint), or in the middle of
+writing the N-th checkpoint file (its bytes written, not yet renamed). ``--fsize-limit-after-step`` caps
+the size of files this process may write, from step N on, so the next checkpoint save fails like a full
+disk. At the end the final weights go to CKPT_DIR/final.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import sys
+
+import torch
+
+from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.model import DepthMaskNet
+from eva_depthmask.train import fit
+
+DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=4, placements=2))
+
+
+def train_config(ckpt_dir: str) -> TrainConfig:
+    # 64 train samples: 8 steps per epoch at batch 8; 2 epochs at 32 px, then 1 at 40 px = 24 steps
+    return TrainConfig(
+        stages=((32, 2, 8), (40, 1, 8)),
+        ckpt_dir=ckpt_dir,
+        ckpt_every=3,
+        log_every=1,
+        num_workers=int(os.environ.get("JOB_WORKERS", "0")),
+        tensorboard=False,
+    )
+
+
+def model(width: int) -> DepthMaskNet:
+    torch.manual_seed(0)
+    return DepthMaskNet(
+        ModelConfig(widths=(width, 16, 16, 16), decoder_widths=(8, 8, 8), refine_width=4)
+    )
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("ckpt_dir")
+    p.add_argument("--kill-at-step", type=int)
+    p.add_argument("--kill-at-val", type=int)
+    p.add_argument("--kill-in-save", type=int)
+    p.add_argument("--fsize-limit-after-step", type=int)
+    p.add_argument("--width", type=int, default=8)
+    args = p.parse_args()
+
+    def on_row(row: dict) -> None:
+        if row["kind"] == "train" and row["global_step"] == args.kill_at_step:
+            die()
+        if row["kind"] == "val" and row["epoch"] == args.kill_at_val and row["stage"] == 0:
+            die()
+        if row["kind"] == "train" and row["global_step"] == args.fsize_limit_after_step:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of dying
+            resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
+
+    if args.kill_in_save:
+        saves, real_fsync = [0], os.fsync
+
+        def fsync(fd):  # checkpoint files are fsynced after all their bytes are written
+            saves[0] += 1
+            if saves[0] == args.kill_in_save:
+                die()
+            real_fsync(fd)
+
+        os.fsync = fsync
+    net = model(args.width)
+    fit(net, DATA, train_config(args.ckpt_dir), callbacks=[on_row])
+    if os.environ.get("RANK", "0") == "0":
+        torch.save(net.state_dict(), os.path.join(args.ckpt_dir, "final.pt"))
+
+
+if __name__ == "__main__":
+    main()
