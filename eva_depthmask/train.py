@@ -119,6 +119,17 @@ def check_resumable(state: dict, model: nn.Module, cfg: TrainConfig, path) -> No
         )
 
 
+def stop_at_step(step: int | None) -> Callable[[dict], None]:
+    """A callback that interrupts fit() after optimizer step ``step``, as the stop button would
+    (KeyboardInterrupt); the checkpoints written so far stay, and the next fit() resumes from them."""
+
+    def callback(row: dict) -> None:
+        if step is not None and row["kind"] == "train" and row["global_step"] == step:
+            raise KeyboardInterrupt(f"stopped at step {step}")
+
+    return callback
+
+
 def fit(
     model: nn.Module,
     data: TrainData,
@@ -145,6 +156,7 @@ def fit(
     sched = make_scheduler(opt, cfg, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None}
+    last_val: dict = {}
     found = ckpt.latest(cfg.ckpt_dir) if resume else None
     if found:
         path, state = found
@@ -155,6 +167,7 @@ def fit(
         scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         where.update({k: state[k] for k in where})
+        last_val = state.get("val", {})
         if rank == 0:
             print(
                 f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
@@ -169,7 +182,6 @@ def fit(
     workers = default_workers(device) if cfg.num_workers is None else cfg.num_workers
     ctx = {"data": data, "stats": stats, "cfg": cfg, "model": model, "opt": opt, "sched": sched}
     ctx.update(scaler=scaler, rank=rank, world=world, log=log, callbacks=callbacks, where=where)
-    last_val: dict = {}
     try:
         for stage in range(where["stage"], len(cfg.stages)):
             size, epochs, batch = cfg.stages[stage]

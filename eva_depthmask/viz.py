@@ -140,3 +140,59 @@ def sample_rows(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def training_curves(
+    rows: Sequence[dict], metrics: Sequence[str] = ("mask_iou", "depth_delta1")
+) -> Figure:
+    """Loss per optimizer step and validation metrics per epoch, from log rows (``runlog.read_log``)."""
+    train = [r for r in rows if r["kind"] == "train"]
+    val = [r for r in rows if r["kind"] == "val"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), layout="constrained")
+    steps = [int(r["global_step"]) for r in train]
+    for key in ("loss_total", "loss_mask", "loss_depth"):
+        if train and key in train[0]:
+            axes[0].plot(steps, [float(r[key]) for r in train], label=key.removeprefix("loss_"))
+    axes[0].set(xlabel="optimizer step", ylabel="loss", title="training loss", yscale="log")
+    for key in metrics:
+        if val and val[0].get(key) not in (None, ""):
+            axes[1].plot(
+                [int(r["global_step"]) for r in val], [float(r[key]) for r in val], "o-", label=key
+            )
+    axes[1].set(xlabel="optimizer step", ylabel="value", title="validation (each epoch)")
+    for ax in axes:
+        if ax.lines:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    stage_starts = [
+        int(r["global_step"])
+        for a, r in zip(train, train[1:], strict=False)
+        if r["size"] != a["size"]
+    ]
+    for s in stage_starts:
+        for ax in axes:
+            ax.axvline(s, color="grey", ls="--", lw=0.8)
+    return fig
+
+
+class LiveCurves:
+    """A fit() callback that redraws ``training_curves`` in a notebook every ``every`` logged rows."""
+
+    def __init__(self, every: int = 5, metrics: Sequence[str] = ("mask_iou", "depth_delta1")):
+        self.rows: list[dict] = []
+        self.every, self.metrics, self._handle = every, metrics, None
+
+    def __call__(self, row: dict) -> None:
+        self.rows.append(row)
+        if row["kind"] == "val" or len(self.rows) % self.every == 0:
+            self.draw()
+
+    def draw(self) -> None:
+        from IPython.display import display  # notebooks only
+
+        fig = training_curves(self.rows, self.metrics)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)

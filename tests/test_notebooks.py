@@ -26,6 +26,14 @@ SMALL = {
     },
     "02_augmentation": {"SIZE": 32},
     "03_architecture": {"SIZES": [32, 64]},
+    "04_training": {
+        "DATA_NAME": "synthetic-missing",
+        "SYNTHETIC": {"size": 32, "n_bg": 6, "n_fg": 4, "placements": 1},
+        "STAGES": [(32, 2, 8)],
+        "CKPT_EVERY": 2,
+        "INTERRUPT_AT": 3,
+        "NUM_WORKERS": 0,
+    },
 }
 
 
