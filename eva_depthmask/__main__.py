@@ -1,98 +1,151 @@
-"""Command line: ``python -m eva_depthmask {demo, make-data} ...`` (``--help`` on each)."""
+"""Command line: ``python -m eva_depthmask {demo, make-data, train, evaluate, predict}`` (``--help``)."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .config import DataConfig
+from .config import DataConfig, TrainConfig
 
 
-def _data_args(p: argparse.ArgumentParser, defaults: DataConfig) -> None:
-    p.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
-    p.add_argument("--n-bg", type=int, default=defaults.n_bg, help="number of backgrounds (rooms)")
-    p.add_argument("--n-fg", type=int, default=defaults.n_fg, help="number of foregrounds")
-    p.add_argument("--placements", type=int, default=defaults.placements, help="per (bg, fg, flip)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument(
-        "--format", dest="image_format", choices=("jpg", "png"), default=defaults.image_format
-    )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+def _data_args(p: argparse.ArgumentParser) -> None:
+    d = DataConfig()
+    p.add_argument("--size", type=int, default=d.size, help="image side in pixels")
+    p.add_argument("--n-bg", type=int, default=d.n_bg, help="number of backgrounds (rooms)")
+    p.add_argument("--n-fg", type=int, default=d.n_fg, help="number of foregrounds")
+    p.add_argument("--placements", type=int, default=d.placements, help="per (bg, fg, flip)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--format", dest="image_format", choices=("jpg", "png"), default=d.image_format)
 
 
-def _data_config(args: argparse.Namespace, base: DataConfig) -> DataConfig:
-    return replace(
-        base,
-        size=args.size,
-        n_bg=args.n_bg,
-        n_fg=args.n_fg,
-        placements=args.placements,
-        seed=args.seed,
-        image_format=args.image_format,
-    )
+def _data_config(args: argparse.Namespace) -> DataConfig:
+    keys = ("size", "n_bg", "n_fg", "placements", "seed", "image_format")
+    return replace(DataConfig(), **{k: getattr(args, k) for k in keys})
+
+
+def _source(spec: str, args: argparse.Namespace):
+    """``synthetic`` (settings from the data flags) or a dataset folder/zip."""
+    return _data_config(args) if spec == "synthetic" else Path(spec)
+
+
+def _stage(text: str) -> tuple[int, int, int]:
+    try:
+        size, epochs, batch = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"stage {text!r}: expected SIZE:EPOCHS:BATCH, e.g. 64:4:32"
+        ) from None
+    return size, epochs, batch
 
 
 def cmd_make_data(args: argparse.Namespace) -> None:
     from .datagen import make_dataset
     from .sources import SyntheticSource
 
-    cfg = replace(_data_config(args, DataConfig()), lazy=args.lazy)
+    cfg = replace(_data_config(args), lazy=args.lazy)
     source = SyntheticSource(cfg, fg_dir=args.fg_dir)
     path = make_dataset(args.out, cfg, source, workers=args.workers, zip=args.zip)
-    stats = json.loads((path / "stats.json").read_text()) if path.is_dir() else None
     print(f"dataset written to {path}")
-    if stats:
-        print(json.dumps({k: stats[k] for k in ("counts", "size", "layout", "stats")}, indent=2))
 
 
-DEMO_DATA = DataConfig(size=64, n_bg=24, n_fg=24, placements=2)
+def cmd_train(args: argparse.Namespace) -> None:
+    from .loaders import TrainData
+    from .model import build_model
+    from .train import fit
+
+    cfg = replace(TrainConfig(), ckpt_dir=args.ckpt_dir, lr=args.lr, seed=args.train_seed)
+    if args.stages:
+        cfg = replace(cfg, stages=tuple(args.stages))
+    result = fit(
+        build_model(args.model), TrainData(_source(args.data, args)), cfg, resume=not args.no_resume
+    )
+    print(
+        json.dumps(
+            {"val": result["val"], "best": result["best"], "best_path": result["best_path"]},
+            indent=2,
+        )
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import Predictor, evaluate, robustness_sweep
+    from .loaders import TrainData
+
+    predictor = Predictor.from_checkpoint(args.ckpt)
+    size = args.eval_size or predictor.size
+    data = TrainData(_source(args.data, args))
+    metrics, rows = evaluate(predictor.model, data.dataset(args.split, size, stats=predictor.stats))
+    result = {"split": args.split, "size": size, **metrics}
+    if args.robustness:
+        result["robustness"] = robustness_sweep(
+            predictor.model, data, size, predictor.stats, args.split
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    with open(out / "per_sample.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=2))
+    print(f"written: {out / 'metrics.json'}, {out / 'per_sample.csv'}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import numpy as np
+    from matplotlib import colormaps
+    from PIL import Image
+
+    from .evaluate import Predictor
+
+    predictor = Predictor.from_checkpoint(args.ckpt)
+    out = predictor(args.bg, args.fg_bg)
+    dest = Path(args.out)
+    dest.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(out["mask"].astype(np.uint8) * 255).save(dest / "mask.png")
+    depth16 = np.rint(out["depth"] * 65535).astype(np.uint16)
+    Image.fromarray(depth16).save(dest / "depth.png")
+    colour = (colormaps["magma"](out["depth"])[..., :3] * 255).astype(np.uint8)
+    Image.fromarray(colour).save(dest / "depth_color.png")
+    print(
+        f"written: {dest / 'mask.png'}, {dest / 'depth.png'} (16-bit), {dest / 'depth_color.png'}"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    import numpy as np
+    from .demo import PLANS, run_demo
 
-    from .datagen import make_dataset
-    from .dataset import QuartetDataset
-    from .viz import dataset_overview, quartet_strip
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = DEMO_DATA if not args.quick else replace(DEMO_DATA, n_bg=8, n_fg=8, placements=1)
-    path = make_dataset(out / "data", cfg, workers=args.workers)
-    test = QuartetDataset(path, "test")
-    picks = np.sort(np.random.default_rng(0).choice(len(test), min(6, len(test)), replace=False))
-    quartet_strip([test.raw(int(i)) for i in picks], "synthetic test samples").savefig(
-        out / "samples.png", dpi=90
-    )
-    train = QuartetDataset(path, "train")
-    overview = [train.raw(i) for i in range(0, len(train), max(1, len(train) // 200))]
-    dataset_overview(overview).savefig(out / "overview.png", dpi=90)
-    info = json.loads((path / "stats.json").read_text())
-    print(f"dataset: {path}  ({info['size']} px, {info['layout']} layout)")
-    print("samples per split: " + ", ".join(f"{k} {v}" for k, v in info["counts"].items()))
-    print(f"figures: {out / 'samples.png'}, {out / 'overview.png'}")
+    run_demo(args.out, PLANS["quick" if args.quick else "default"], workers=args.workers)
+    print(f"figures and metrics in {args.out}/: metrics.json, predictions.png, curves.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eva_depthmask", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="the whole pipeline on procedural scenes, sized for a CPU")
-    demo.add_argument("--quick", action="store_true", help="a smaller run of about a minute")
-    demo.add_argument(
-        "--out", default="demo_out", help="folder for the dataset, figures and metrics"
+    demo = sub.add_parser(
+        "demo", help="dataset, training, evaluation and figures on procedural scenes (CPU)"
     )
-    demo.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    demo.add_argument(
+        "--quick", action="store_true", help="a run of about a minute instead of about ten"
+    )
+    demo.add_argument(
+        "--out", default="demo_out", help="folder for the dataset, run, figures and metrics"
+    )
+    demo.add_argument(
+        "--workers", type=int, default=None, help="processes for the dataset (default: all cores)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     make = sub.add_parser(
         "make-data", help="write a synthetic dataset (folder, optionally also .zip)"
     )
     make.add_argument("out", help="dataset folder to create (or resume)")
-    _data_args(make, DataConfig())
+    _data_args(make)
     make.add_argument(
         "--fg-dir", default=None, help="use your RGBA cut-outs (PNG) instead of sprites"
     )
@@ -100,11 +153,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--lazy", action="store_true", help="store only bg, fg, depth and the manifest"
     )
     make.add_argument("--zip", action="store_true", help="also pack the dataset into OUT.zip")
+    make.add_argument(
+        "--workers", type=int, default=None, help="processes (default: all cores; 0: none)"
+    )
     make.set_defaults(func=cmd_make_data)
+
+    train = sub.add_parser("train", help="train (or resume training) a model")
+    train.add_argument(
+        "--data", default="synthetic", help="dataset folder/zip, or 'synthetic' (on the fly)"
+    )
+    _data_args(train)
+    train.add_argument(
+        "--model", default="depthmasknet", help="depthmasknet or a reference network"
+    )
+    train.add_argument(
+        "--stages", type=_stage, nargs="+", help="SIZE:EPOCHS:BATCH ..., e.g. 64:4:32 128:2:16"
+    )
+    train.add_argument("--lr", type=float, default=TrainConfig().lr)
+    train.add_argument("--train-seed", type=int, default=TrainConfig().seed)
+    train.add_argument(
+        "--ckpt-dir", default="runs/default", help="checkpoints and logs (resumed from)"
+    )
+    train.add_argument(
+        "--no-resume", action="store_true", help="start over even if checkpoints exist"
+    )
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="metrics of a checkpoint on a split; per-sample CSV")
+    ev.add_argument(
+        "--ckpt", required=True, help="a checkpoint written by train (e.g. runs/default/best.pt)"
+    )
+    ev.add_argument("--data", default="synthetic", help="dataset folder/zip, or 'synthetic'")
+    _data_args(ev)
+    ev.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ev.add_argument(
+        "--eval-size", type=int, default=None, help="evaluate at this size (default: training size)"
+    )
+    ev.add_argument(
+        "--robustness", action="store_true", help="also the background-perturbation sweep"
+    )
+    ev.add_argument("--out", default="eval_out")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="mask and depth for your own bg + fg_bg photos")
+    pr.add_argument("--ckpt", required=True)
+    pr.add_argument("--bg", required=True, help="background photo")
+    pr.add_argument("--fg-bg", required=True, help="the same scene with the object")
+    pr.add_argument("--out", default="predict_out")
+    pr.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
     from .composite import ImageError
     from .storage import DatasetError
 
@@ -114,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except (
         DatasetError,
         ImageError,
+        CheckpointError,
         FileNotFoundError,
-    ) as e:  # bad input: say what, not where in torch
+    ) as e:  # bad input: say what
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -105,8 +105,6 @@ def _prepare(out: Path, cfg: DataConfig) -> bool:
     """
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a folder")
-    if not out.parent.is_dir():
-        raise DatasetError(f"{out.parent}: parent folder does not exist")
     marker = out / ".progress" / "config.json"
     for done in (out / "stats.json", marker):
         if done.exists():

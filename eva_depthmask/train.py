@@ -155,7 +155,7 @@ def fit(
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
-    where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None}
+    where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None, "seconds": 0.0}
     last_val: dict = {}
     found = ckpt.latest(cfg.ckpt_dir) if resume else None
     if found:
@@ -166,7 +166,7 @@ def fit(
         sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
-        where.update({k: state[k] for k in where})
+        where.update({k: state.get(k, where[k]) for k in where})
         last_val = state.get("val", {})
         if rank == 0:
             print(
@@ -240,6 +240,7 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
         leave=False,
     )
     t0, seen = time.perf_counter(), 0
+    t_step = t0
     for batch in loader:
         bg, fg_bg = (
             batch[k].to(device, non_blocking=True, memory_format=fmt) for k in ("bg", "fg_bg")
@@ -259,6 +260,9 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
             sched.step()
         where["step"] += 1
         where["global_step"] += 1
+        now = time.perf_counter()
+        where["seconds"] += now - t_step  # training time only: survives resumes, skips validation
+        t_step = now
         seen += bg.shape[0] * ctx["world"]
         bar.update()
         if where["global_step"] % cfg.log_every == 0 or where["step"] == sampler.batches:
@@ -270,6 +274,7 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
                 "epoch": epoch,
                 "step": where["step"],
                 "global_step": where["global_step"],
+                "seconds": where["seconds"],
                 "lr": opt.param_groups[0]["lr"],
                 "img_per_s": rate,
                 **{f"loss_{k}": v.item() for k, v in losses.items()},
@@ -325,6 +330,7 @@ def _end_of_epoch(ctx, metrics: dict, size: int, stage: int, epoch: int) -> None
         "epoch": epoch,
         "step": 0,
         "global_step": where["global_step"],
+        "seconds": where["seconds"],
         "lr": ctx["opt"].param_groups[0]["lr"],
         **metrics,
     }

@@ -196,3 +196,79 @@ class LiveCurves:
         else:
             self._handle.update(fig)
         plt.close(fig)
+
+
+def prediction_grid(rows: Sequence[dict], title: str | None = None) -> Figure:
+    """One row per sample: bg | fg_bg | true mask | pred mask | true depth | pred depth | |depth error|.
+
+    ``rows`` come from ``evaluate.predictions``: uint8 images, ``true_mask``/``pred_mask`` (probability)
+    and ``true_depth``/``pred_depth`` ``(H, W)``. Both depths share one colormap and the range [0, 1].
+    """
+    names = ("bg", "fg_bg", "true mask", "pred mask", "true depth", "pred depth", "|depth error|")
+    n = len(rows)
+    fig, axes = plt.subplots(n, 7, figsize=(14, 2.1 * n + 0.5), squeeze=False, layout="constrained")
+    for ax_row, r in zip(axes, rows, strict=True):
+        err = np.abs(r["pred_depth"] - r["true_depth"])
+        ax_row[0].imshow(r["bg"])
+        ax_row[1].imshow(r["fg_bg"])
+        ax_row[1].contour(r["pred_mask"], levels=[0.5], colors="lime", linewidths=0.7)
+        for ax, m in ((ax_row[2], r["true_mask"]), (ax_row[3], r["pred_mask"])):
+            ax.imshow(m, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        for ax, d in ((ax_row[4], r["true_depth"]), (ax_row[5], r["pred_depth"])):
+            depth_im = ax.imshow(d, cmap=DEPTH_CMAP, vmin=0, vmax=1)
+        err_im = ax_row[6].imshow(err, cmap="inferno", vmin=0, vmax=0.2)
+        label = r.get("id", "")
+        if "mask_iou" in r:
+            label = f"{label}\nIoU {r['mask_iou']:.3f}\nRMSE {r['depth_rmse']:.3f}"
+        ax_row[0].set_ylabel(label, fontsize=7)
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.set_title(name, fontsize=9)
+    fig.colorbar(depth_im, ax=axes[-1, 4:6], location="bottom", shrink=0.8, label="depth")
+    fig.colorbar(err_im, ax=axes[-1, 6], location="bottom", shrink=0.8, label="|depth error|")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def mask_contour(
+    fg_bg: np.ndarray, true_mask=None, pred_mask=None, title: str | None = None
+) -> Figure:
+    """fg_bg with the true mask's outline (green) and the predicted one's (red), either optional."""
+    fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
+    ax.imshow(_image(fg_bg))
+    for m, colour, name in ((true_mask, "lime", "true"), (pred_mask, "red", "predicted")):
+        if m is not None and np.ptp(np.asarray(m, np.float32)) > 0:
+            ax.contour(np.asarray(m, np.float32), levels=[0.5], colors=colour, linewidths=1.0)
+            ax.plot([], [], color=colour, label=name)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_axis_off()
+    ax.set_title(title or "mask outline")
+    return fig
+
+
+def robustness_plot(rows: Sequence[dict], metric: str = "mask_iou") -> Figure:
+    """``metric`` per background-perturbation level, one bar per model (rows of robustness_sweep)."""
+    levels = list(dict.fromkeys(r["level"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+    for i, m in enumerate(models):
+        vals = [
+            next((r[metric] for r in rows if r["model"] == m and r["level"] == lv), np.nan)
+            for lv in levels
+        ]
+        bars = ax.bar(np.arange(len(levels)) + i * width, vals, width, label=m)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(np.arange(len(levels)) + width * (len(models) - 1) / 2, levels)
+    ax.set(
+        ylim=(0, 1.08),
+        ylabel=metric,
+        xlabel="background perturbation",
+        title=f"{metric} under a changed background",
+    )
+    ax.legend(fontsize=8)
+    return fig

@@ -34,6 +34,12 @@ SMALL = {
         "INTERRUPT_AT": 3,
         "NUM_WORKERS": 0,
     },
+    "05_evaluation": {
+        "DATA_NAME": "synthetic-missing",
+        "SYNTHETIC": {"size": 32, "n_bg": 6, "n_fg": 4, "placements": 1},
+        "SHOW": 2,
+        "ROBUSTNESS_SAMPLES": 8,
+    },
 }
 
 

@@ -1,0 +1,177 @@
+"""Evaluation, the difference baseline, predict, the figures and the prediction browser."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from eva_depthmask import viz
+from eva_depthmask.browser import PredictionBrowser
+from eva_depthmask.checkpoint import CheckpointError
+from eva_depthmask.composite import ImageError
+from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
+from eva_depthmask.evaluate import (
+    DifferenceBaseline,
+    Predictor,
+    evaluate,
+    fit_difference_threshold,
+    predict,
+    predictions,
+    robustness_sweep,
+)
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.model import DepthMaskNet
+from eva_depthmask.reference import comparison_table
+from eva_depthmask.train import fit
+
+DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=3, placements=1, image_format="png"))
+
+
+@pytest.fixture(scope="module")
+def stats():
+    return DATA.stats()
+
+
+def tiny_model() -> DepthMaskNet:
+    torch.manual_seed(0)
+    return DepthMaskNet(ModelConfig(widths=(8, 8, 8, 8), decoder_widths=(8, 8, 8), refine_width=4))
+
+
+class Oracle(nn.Module):
+    """Answers with the truth of whichever dataset sample has this exact fg_bg."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.samples = [dataset[i] for i in range(len(dataset))]
+
+    def forward(self, bg, fg_bg):
+        found = [next(s for s in self.samples if torch.equal(s["fg_bg"], x)) for x in fg_bg]
+        mask = torch.stack([s["mask"] for s in found])
+        return {"mask": mask * 40 - 20, "depth": torch.stack([s["depth"] for s in found])}
+
+
+def test_perfect_predictor_gives_perfect_metrics(stats):
+    test = DATA.dataset("test", 32, stats=stats)
+    metrics, rows = evaluate(Oracle(test), test, batch_size=5, progress=False)
+    assert metrics["mask_iou"] == 1.0 and metrics["mask_dice"] == 1.0 and metrics["mask_acc"] == 1.0
+    assert (
+        metrics["depth_rmse"] == 0.0
+        and metrics["depth_abs_rel"] == 0.0
+        and metrics["depth_delta1"] == 1.0
+    )
+    assert len(rows) == len(test) and {r["id"] for r in rows} == set(test.ids)
+
+
+def test_difference_baseline_is_exact_on_clean_composites_and_breaks_under_perturbation(stats):
+    threshold = fit_difference_threshold(DATA.dataset("val", 32, stats=stats), stats)
+    assert 0 < threshold < 0.05
+    rows = robustness_sweep(
+        DifferenceBaseline(threshold, stats), DATA, 32, stats, threshold=threshold
+    )
+    iou = {(r["model"], r["level"]): r["mask_iou"] for r in rows}
+    assert iou[("difference", "none")] == 1.0  # PNG composites: fg_bg == bg outside the object
+    assert (
+        iou[("difference", "mild")] < 0.5
+        and iou[("difference", "strong")] < iou[("difference", "none")]
+    )
+    assert not any(k.startswith("depth") for r in rows if r["model"] == "difference" for k in r)
+
+
+def test_predict_round_trips_sizes_and_modes(tmp_path):
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    bg = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    Image.fromarray(bg).convert("L").save(tmp_path / "bg_gray.png")
+    rgba = np.dstack([bg, np.full((50, 70), 255, np.uint8)])
+    out = predict(model, tmp_path / "bg_gray.png", rgba, size=32)
+    assert out["mask"].shape == out["depth"].shape == out["mask_prob"].shape == (50, 70)
+    assert out["mask"].dtype == bool and out["depth"].min() >= 0 and out["depth"].max() <= 1
+    with pytest.warns(UserWarning, match="bg is 35x25 but fg_bg is 70x50; resizing bg"):
+        out2 = predict(model, Image.fromarray(bg).resize((35, 25)), Image.fromarray(bg), size=32)
+    assert out2["depth"].shape == (50, 70)
+    with pytest.raises(ImageError, match=r"missing\.jpg: no such file"):
+        predict(model, tmp_path / "missing.jpg", bg)
+
+
+def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
+    cfg = TrainConfig(
+        stages=((32, 1, 8),), ckpt_dir=str(tmp_path / "run"), num_workers=0, tensorboard=False
+    )
+    model = tiny_model()
+    fit(model, DATA, cfg)
+    predictor = Predictor.from_checkpoint(tmp_path / "run" / "best.pt")
+    assert predictor.size == 32 and predictor.stats == DATA.stats()
+    for a, b in zip(
+        predictor.model.state_dict().values(), model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b.cpu())
+    assert predictor(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))[
+        "mask"
+    ].shape == (40, 40)
+    torch.save(model.state_dict(), tmp_path / "weights_only.pt")
+    with pytest.raises(CheckpointError, match="weights_only.pt: not an eva_depthmask checkpoint"):
+        Predictor.from_checkpoint(tmp_path / "weights_only.pt")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.txt: unreadable checkpoint"):
+        Predictor.from_checkpoint(tmp_path / "notes.txt")
+
+
+def test_every_figure_function_returns_a_figure(stats):
+    test = DATA.dataset("test", 32, stats=stats)
+    raw = [DATA.raw("test", 32).raw(i) for i in range(3)]
+    rows = predictions(tiny_model(), test, [0, 1], stats)
+    log = [
+        {
+            "kind": "train",
+            "global_step": str(i),
+            "size": "32",
+            "loss_total": "1.0",
+            "loss_mask": "0.5",
+            "loss_depth": "0.5",
+        }
+        for i in range(1, 5)
+    ] + [
+        {"kind": "val", "global_step": "4", "size": "32", "mask_iou": "0.5", "depth_delta1": "0.6"}
+    ]
+    robust = [
+        {"model": m, "level": lv, "mask_iou": 0.5}
+        for m in ("model", "difference")
+        for lv in ("none", "mild")
+    ]
+    figures = [
+        viz.quartet_strip(raw),
+        viz.dataset_overview(raw),
+        viz.prediction_grid(rows),
+        viz.mask_contour(raw[0]["fg_bg"], raw[0]["mask"], rows[0]["pred_mask"]),
+        viz.training_curves(log),
+        viz.robustness_plot(robust),
+        viz.compare_samples({"a": raw, "b": raw}),
+    ]
+    assert all(isinstance(f, Figure) for f in figures)
+    assert rows[0]["pred_depth"].shape == (32, 32) and 0 <= rows[0]["mask_iou"] <= 1
+    assert "**this model**" in comparison_table({"mask_iou": 0.9}, 64)
+
+
+def test_prediction_browser_builds_sorts_and_takes_uploads(stats):
+    model = tiny_model()
+    browser = PredictionBrowser(model, DATA, 32, stats, max_samples=6)
+    table = browser.table("val")
+    assert len(table) == 6 and browser.index.max == 5
+    worst = browser.order("val", "worst mask IoU")
+    assert [table[i]["mask_iou"] for i in worst] == sorted(r["mask_iou"] for r in table)
+    browser.sort.value = "worst depth RMSE"
+    browser.index.value = 3
+    third_worst = browser.order("val", "worst depth RMSE")[3]
+    assert browser.shown.axes[0].get_ylabel().startswith(table[third_worst]["id"])
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(buf, "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(browser.figure_for_pair(buf.getvalue(), buf.getvalue()), Figure)
