@@ -5,6 +5,9 @@ written atomically, and a chunk counts as done only once its manifest rows are s
 ``.progress/``. A re-run skips finished chunks and redoes the rest; since every sample's bytes depend only
 on its key, the result is the same as an uninterrupted run. manifest.csv and stats.json are written last,
 so a reader never mistakes an unfinished folder for a dataset.
+
+Photo sources (``ImageFolders``) have no depth: a teacher labels every fg_bg (photogen.py), and a run
+refuses to resume with a different teacher, so one dataset never mixes two teachers' labels.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import photogen
 from .config import DataConfig, diff, from_dict, to_dict
 from .dataset import MANIFEST_COLUMNS, QuartetDataset, write_manifest_text
-from .sources import SampleKey, SyntheticSource, sample_keys, split_backgrounds
+from .sources import ImageFolders, SampleKey, SyntheticSource, sample_keys, split_backgrounds
 from .storage import DatasetError, atomic_write, encode_depth, encode_image, encode_mask, zip_folder
 
 FORMAT_VERSION = 1
@@ -33,8 +38,9 @@ STATS_SAMPLES = 2000  # fg_bg images read back for the normalisation statistics
 def make_dataset(
     out: str | Path,
     cfg: DataConfig = DataConfig(),
-    source: SyntheticSource | None = None,
+    source: SyntheticSource | ImageFolders | None = None,
     *,
+    teacher=None,
     workers: int | None = None,
     zip: bool = False,
     keep_folder: bool = True,
@@ -46,32 +52,37 @@ def make_dataset(
     ``cfg.lazy`` stores only manifest, bg, fg and depth; fg_bg and mask are re-composited on read.
     ``zip=True`` also packs the folder into ``out.zip`` (removing the folder unless ``keep_folder``).
     Returns the folder, or the zip when one was made. Re-running after an interruption resumes.
+
+    ``source=ImageFolders(bg_dir, fg_dir, cfg)`` builds from photos: ``teacher`` (teachers.py, required
+    then) labels the depth of every fg_bg in this process, batched, while ``workers`` composite; the
+    time and disk for the course's 400k quartets at 224 px are printed first, from a timed probe.
+    ``cfg.n_bg`` and ``cfg.n_fg`` are then the folders' counts.
     """
     out = Path(out)
     source = source or SyntheticSource(cfg)
-    if source.cfg != cfg:
-        raise ValueError("source: was built with a different DataConfig than cfg")
-    for j in range(
-        source.n_fg
-    ):  # read every cut-out first: a bad one fails before anything is written
+    photos = source.kind == "photos"
+    cfg = _check_source(cfg, source, teacher)
+    for j in range(source.n_fg):  # read every cut-out now: a bad one fails before any writing
         source.foreground(j)
-    if _prepare(out, cfg):
+    identity = photogen.teacher_identity(teacher) if photos else None
+    if _prepare(out, cfg, identity):
         return _finish_zip(out, zip, keep_folder)
     keys = sample_keys(source.n_bg, source.n_fg, cfg)
     split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
     chunks = _chunks(keys)
     todo = [c for c in chunks if not (out / ".progress" / f"{_chunk_name(c)}.csv").exists()]
-    _estimate(len(keys), cfg)
+    n_todo = sum(map(len, todo))
+    _estimate(len(keys), cfg, photos)
+    if photos and todo:
+        estimate = photogen.estimate_run(teacher, source, todo[0], n_todo, cfg)
+        photogen.print_estimate(estimate, n_todo)
 
     _write_shared(out, source, cfg)
-    bar = tqdm(
-        total=len(keys),
-        initial=len(keys) - sum(map(len, todo)),
-        unit="sample",
-        disable=not progress,
-    )
+    bar = tqdm(total=len(keys), initial=len(keys) - n_todo, unit="sample", disable=not progress)
     jobs = [(out, source, cfg, c, split_of) for c in todo]
-    if workers == 0 or len(todo) <= 1:
+    if photos:
+        _write_photo_chunks(out, source, cfg, teacher, todo, split_of, workers, bar)
+    elif workers == 0 or len(todo) <= 1:
         for job in jobs:
             bar.update(_write_chunk(*job))
     else:
@@ -83,9 +94,27 @@ def make_dataset(
     rows = [row for c in chunks for row in _read_rows(out / ".progress" / f"{_chunk_name(c)}.csv")]
     atomic_write(out / "manifest.csv", write_manifest_text(rows).encode())
     stats = _stats(out, source, cfg, rows)
+    if photos:
+        stats["teacher"] = photogen.describe_teacher(teacher)
     atomic_write(out / "stats.json", json.dumps(stats, indent=2).encode())
     shutil.rmtree(out / ".progress")
     return _finish_zip(out, zip, keep_folder)
+
+
+def _check_source(cfg: DataConfig, source, teacher) -> DataConfig:
+    """``cfg`` as the source sees it (photos: the folders' counts); a teacher exactly for photos."""
+    if source.kind == "photos":
+        if teacher is None:
+            raise ValueError(
+                "teacher: photos have no depth; pass teacher=DepthAnythingTeacher() (or "
+                "MiDaSTeacher(), from eva_depthmask.teachers) to label it"
+            )
+        cfg = replace(cfg, n_bg=source.n_bg, n_fg=source.n_fg)
+    elif teacher is not None:
+        raise ValueError("teacher: only photo sources (ImageFolders) need one; synthetic is exact")
+    if source.cfg != cfg:
+        raise ValueError("source: was built with a different DataConfig than cfg")
+    return cfg
 
 
 def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
@@ -98,8 +127,9 @@ def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
     return dest
 
 
-def _prepare(out: Path, cfg: DataConfig) -> bool:
-    """Create the tree; refuse to resume (or overwrite) a dataset made with other settings.
+def _prepare(out: Path, cfg: DataConfig, teacher: dict | None = None) -> bool:
+    """Create the tree; refuse to resume (or overwrite) a dataset made with other settings or another
+    teacher (``teacher``: ``photogen.teacher_identity``, None for synthetic data).
 
     Returns True when ``out`` already holds this very dataset, finished.
     """
@@ -108,12 +138,21 @@ def _prepare(out: Path, cfg: DataConfig) -> bool:
     marker = out / ".progress" / "config.json"
     for done in (out / "stats.json", marker):
         if done.exists():
-            old = json.loads(done.read_text())
-            old = from_dict(DataConfig, old.get("config", old))
+            raw = json.loads(done.read_text())
+            old = from_dict(DataConfig, raw.get("config", raw))
             if old != cfg:
                 changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff(old, cfg).items())
                 raise DatasetError(
                     f"{out}: holds a dataset made with other settings ({changes}); use a new folder"
+                )
+            if done == out / "stats.json" and "stats" not in raw:
+                continue  # stats.json of a run stopped while computing its stats: no teacher yet
+            old_teacher = raw.get("teacher") if "config" in raw else None
+            old_teacher = old_teacher and photogen.teacher_identity(old_teacher)
+            if old_teacher != teacher:
+                raise DatasetError(
+                    f"{out}: holds a dataset labelled by another teacher ({old_teacher} -> "
+                    f"{teacher}); use a new folder"
                 )
     if (out / "stats.json").exists():
         if (out / "manifest.csv").exists() and not (out / ".progress").exists():
@@ -124,7 +163,8 @@ def _prepare(out: Path, cfg: DataConfig) -> bool:
         for stale in (out / sub).glob(".*.tmp"):  # left by a process killed mid-write
             stale.unlink()
     if not marker.exists():
-        atomic_write(marker, json.dumps(to_dict(cfg)).encode())
+        settings = to_dict(cfg) if teacher is None else {"config": to_dict(cfg), "teacher": teacher}
+        atomic_write(marker, json.dumps(settings).encode())
     return False
 
 
@@ -143,30 +183,33 @@ def _chunk_name(chunk: list[SampleKey]) -> str:
     return f"{chunk[0].id}-{chunk[-1].id}"
 
 
-def _paths(key: SampleKey, cfg: DataConfig) -> dict[str, str]:
+def _paths(key: SampleKey, cfg: DataConfig, photos: bool = False) -> dict[str, str]:
+    """Where a sample's files go; a lazy synthetic dataset keeps one depth per background, photos
+    (whose depth is the teacher's view of each composite) one per sample."""
     ext = cfg.image_format
     return {
         "bg": f"bg/{key.bg:04d}.{ext}",
         "fg": f"fg/{key.fg:04d}.png",
         "fg_bg": "" if cfg.lazy else f"fg_bg/{key.id}.{ext}",
         "mask": "" if cfg.lazy else f"mask/{key.id}.png",
-        "depth": f"depth/bg_{key.bg:04d}.png" if cfg.lazy else f"depth/{key.id}.png",
+        "depth": f"depth/bg_{key.bg:04d}.png" if cfg.lazy and not photos else f"depth/{key.id}.png",
     }
 
 
-def _write_shared(out: Path, source: SyntheticSource, cfg: DataConfig) -> None:
-    """Backgrounds and foregrounds, once each (and, for the lazy layout, each background's depth)."""
+def _write_shared(out: Path, source, cfg: DataConfig) -> None:
+    """Backgrounds and foregrounds, once each (and, for the lazy synthetic layout, each background's
+    exact depth)."""
     for j in range(source.n_fg):
         if not (out / f"fg/{j:04d}.png").exists():
             atomic_write(out / f"fg/{j:04d}.png", encode_image(source.foreground(j), "png"))
     for i in range(source.n_bg):
-        room, bg_depth = source.background(i)
         if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
             atomic_write(
-                out / f"bg/{i:04d}.{cfg.image_format}", encode_image(room.rgb, cfg.image_format)
+                out / f"bg/{i:04d}.{cfg.image_format}",
+                encode_image(source.bg_image(i), cfg.image_format),
             )
-        if cfg.lazy and not (out / f"depth/bg_{i:04d}.png").exists():
-            atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(bg_depth))
+        if cfg.lazy and source.kind == "synthetic" and not (out / f"depth/bg_{i:04d}.png").exists():
+            atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(source.background(i)[1]))
 
 
 def _write_chunk_job(job: tuple) -> int:
@@ -185,24 +228,46 @@ def _write_chunk(
             atomic_write(out / paths["fg_bg"], encode_image(s["fg_bg"], cfg.image_format))
             atomic_write(out / paths["mask"], encode_mask(s["mask"]))
             atomic_write(out / paths["depth"], encode_depth(s["depth"]))
-        p = s["placement"]
-        rows.append(
-            {
-                "id": key.id,
-                "split": split_of[key.bg],
-                **paths,
-                "x": p.x,
-                "y": p.y,
-                "scale": repr(p.scale),
-                "flip": int(p.flip),
-                "fg_z": "" if s["fg_z"] is None else repr(float(s["fg_z"])),
-                "source": source.kind,
-            }
-        )
+        rows.append(_row(key, paths, s["placement"], s["fg_z"], split_of[key.bg], source.kind))
+    _save_rows(out, chunk, rows)
+    return len(chunk)
+
+
+def _write_photo_chunks(out, source, cfg, teacher, chunks, split_of, workers, bar) -> None:
+    """photogen.label_chunks does the work; a chunk is marked done once its depth files exist."""
+    paths = [[_paths(key, cfg, photos=True) for key in chunk] for chunk in chunks]
+    jobs = [(out, source, cfg, c, p) for c, p in zip(chunks, paths, strict=True)]
+
+    def done(job: tuple, made: list[dict]) -> None:
+        chunk, chunk_paths = job[3], job[4]
+        rows = [
+            _row(key, p, m["placement"], None, split_of[key.bg], source.kind)
+            for key, p, m in zip(chunk, chunk_paths, made, strict=True)
+        ]
+        _save_rows(out, chunk, rows)
+        bar.update(len(chunk))
+
+    photogen.label_chunks(jobs, teacher, workers, done)
+
+
+def _row(key: SampleKey, paths: dict, p, fg_z, split: str, kind: str) -> dict:
+    return {
+        "id": key.id,
+        "split": split,
+        **paths,
+        "x": p.x,
+        "y": p.y,
+        "scale": repr(p.scale),
+        "flip": int(p.flip),
+        "fg_z": "" if fg_z is None else repr(float(fg_z)),
+        "source": kind,
+    }
+
+
+def _save_rows(out: Path, chunk: list[SampleKey], rows: list[dict]) -> None:
     buf = io.StringIO()
     csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n").writerows(rows)
     atomic_write(out / ".progress" / f"{_chunk_name(chunk)}.csv", buf.getvalue().encode())
-    return len(chunk)
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -253,12 +318,7 @@ def disk_usage(path: str | Path) -> dict:
     return usage
 
 
-def _estimate(n: int, cfg: DataConfig) -> None:
+def _estimate(n: int, cfg: DataConfig, photos: bool = False) -> None:
     """Print how much disk the dataset will take, before any work starts (about, from typical sizes)."""
-    px = cfg.size * cfg.size
-    per = (
-        2 * px
-        if cfg.lazy
-        else px * (0.9 if cfg.image_format == "jpg" else 2.2) + 2 * px + 0.05 * px
-    )
-    print(f"make_dataset: {n:,} samples at {cfg.size} px, about {n * per / 1e9:.2f} GB on disk")
+    size = photogen.estimate_bytes(n, cfg.size, cfg.image_format, cfg.lazy, photos)
+    print(f"make_dataset: {n:,} samples at {cfg.size} px, about {size / 1e9:.2f} GB on disk")

@@ -1,5 +1,6 @@
-"""Reading quartets: ``QuartetDataset`` over a dataset folder, a ``.zip`` (read in place), or a synthetic
-source with no disk at all; and ``download`` for a dataset zip on Google Drive.
+"""Reading quartets: ``QuartetDataset`` over a dataset folder, a ``.zip`` (read in place), a course
+dataset (bg/, fg_bg/, mask/, depth/ folders, course.py), or a synthetic source with no disk at all; and
+``download`` for a dataset zip on Google Drive.
 
 A raw sample (``QuartetDataset.raw``) is numpy: ``bg``/``fg_bg`` uint8 ``(H, W, 3)``, ``mask`` uint8
 ``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1], ``id`` str. ``dataset[i]`` passes it through
@@ -21,6 +22,9 @@ import torch
 
 from .composite import Placement, paste
 from .config import DataConfig, from_dict
+from .course import check_problems, pair_course
+from .course_decode import CourseDecoder
+from .course_layout import find_layout, is_course_dataset
 from .sources import SPLITS, SampleKey, SyntheticSource, sample_keys
 from .storage import DatasetError, Store, decode_depth, decode_image, decode_mask
 
@@ -55,14 +59,20 @@ def to_tensors(raw: dict) -> dict:
 class QuartetDataset(torch.utils.data.Dataset):
     """(bg, fg_bg, mask, depth) quartets of one split.
 
-    ``QuartetDataset(path, split)`` reads a dataset folder or zip written by ``make_dataset`` (or
-    validated from a course dataset). ``QuartetDataset.synthetic(cfg, split)`` renders samples on the fly.
+    ``QuartetDataset(path, split)`` reads a dataset folder or zip written by ``make_dataset``, or a
+    course dataset with the default settings of ``QuartetDataset.course``, which takes options.
+    ``QuartetDataset.synthetic(cfg, split)`` renders samples on the fly.
     Splits are by background: no background appears in two splits. Safe with DataLoader workers.
     """
+
+    _decoder: CourseDecoder | None = None  # set for course datasets: their masks and depth vary
 
     def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None):
         if split not in SPLITS + ("all",):
             raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        if is_course_dataset(root):
+            self.__dict__.update(QuartetDataset.course(root, split, transform).__dict__)
+            return
         self.store = Store(root)
         self.split, self.transform = split, transform
         self.info = self._read_stats()
@@ -92,6 +102,48 @@ class QuartetDataset(torch.utils.data.Dataset):
         self._keys = sample_keys(self._source.n_bg, self._source.n_fg, cfg, split)
         self.config, self.rows = cfg, None
         self.info = {"source": "synthetic", "config": None}
+        return self
+
+    @classmethod
+    def course(
+        cls,
+        root: str | Path,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        pairing=None,
+        folders: dict[str, str] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        invert_depth: bool = False,
+        strict: bool = True,
+    ) -> QuartetDataset:
+        """A course dataset (a folder or one zip with bg/, fg_bg/, mask/, depth/ folders): course.py.
+
+        ``pairing`` maps composites to backgrounds (None: the "bg<number>" in their names; a regex, a
+        function or a CSV); ``folders`` names folders the defaults miss (``{"mask": "Masks"}``);
+        splits by background from ``seed`` and the fractions; ``invert_depth`` for maps where near is
+        bright. ``strict``: incomplete samples are an error (else left out with a warning).
+        """
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        layout = find_layout(root, folders)
+        rows, problems = pair_course(
+            layout, pairing, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+        )
+        check_problems(root, problems, strict)
+        return cls.from_course_rows(layout, rows, split, transform, CourseDecoder(invert_depth))
+
+    @classmethod
+    def from_course_rows(cls, layout, rows, split, transform, decoder) -> QuartetDataset:
+        """The dataset of rows that ``course.pair_course`` made from ``layout``."""
+        self = cls.__new__(cls)
+        self.store, self.split, self.transform = layout.store, split, transform
+        self.rows = rows if split == "all" else [r for r in rows if r["split"] == split]
+        self.info = {"source": "course", "layout": "course", "folders": layout.folders}
+        self.config, self._source, self._keys = None, None, None
+        self._decoder = decoder
         return self
 
     # -- indexing ----------------------------------------------------------------------------------
@@ -147,11 +199,16 @@ class QuartetDataset(torch.utils.data.Dataset):
 
     def _read_row(self, row: dict) -> dict:
         read = self.store.read
+        read_depth, read_mask = (
+            (self._decoder.depth, self._decoder.mask)
+            if self._decoder
+            else (decode_depth, decode_mask)
+        )
         bg = decode_image(read(row["bg"]), self.store.name(row["bg"]))
-        depth = decode_depth(read(row["depth"]), self.store.name(row["depth"]))
+        depth = read_depth(read(row["depth"]), self.store.name(row["depth"]))
         if row["fg_bg"]:  # full layout: everything is on disk
             fg_bg = decode_image(read(row["fg_bg"]), self.store.name(row["fg_bg"]))
-            mask = decode_mask(read(row["mask"]), self.store.name(row["mask"]))
+            mask = read_mask(read(row["mask"]), self.store.name(row["mask"]))
         else:  # lazy layout: composite again from bg + fg + placement
             fg = decode_image(read(row["fg"]), self.store.name(row["fg"]), "RGBA")
             placement = Placement(
@@ -196,21 +253,26 @@ def write_manifest_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+class SizeMismatchError(DatasetError):
+    """The images of one sample differ in size."""
+
+
 def _check_sizes(sample_id: str, **arrays: np.ndarray) -> None:
     shapes = {k: v.shape[:2] for k, v in arrays.items()}
     if len(set(shapes.values())) > 1:
-        raise DatasetError(f"sample {sample_id!r}: images of different sizes {shapes}")
+        sizes = ", ".join(f"{k} {h}x{w}" for k, (h, w) in shapes.items())
+        raise SizeMismatchError(f"sample {sample_id!r}: images of different sizes ({sizes})")
 
 
 def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
     """Fetch a dataset zip from Google Drive (a share link or a file id) to ``dest`` with gdown.
 
     An existing valid dataset at ``dest`` is kept (no download). The file is fetched under a temporary
-    name and checked to be a dataset before it takes ``dest``'s name.
+    name and checked to be a dataset (ours, or a course layout) before it takes ``dest``'s name.
     """
     dest = Path(dest)
     if dest.exists():
-        read_manifest(Store(dest))
+        _check_dataset(dest)
         return dest
     import gdown  # only needed here; keeps import of this module light
 
@@ -228,9 +290,15 @@ def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
     if got is None or not part.exists():
         raise DatasetError(f"could not download {url_or_id!r}: gdown returned nothing")
     try:
-        read_manifest(Store(part))
+        _check_dataset(part)
     except DatasetError:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, dest)
     return dest
+
+
+def _check_dataset(path: Path) -> None:
+    """A DatasetError unless ``path`` is an eva_depthmask dataset or a course dataset."""
+    if not is_course_dataset(path):
+        read_manifest(Store(path))

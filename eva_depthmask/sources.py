@@ -3,6 +3,8 @@
 A *source* supplies backgrounds (with their depth when it is known exactly), foregrounds, placements and
 the compositing rule. ``SyntheticSource`` is the offline default: procedural rooms with exact depth
 (scenes.py) and procedural sprites or the user's own cut-outs, placed on the floor in perspective.
+``ImageFolders`` is the course's recipe: background photos and cut-outs pasted at random places and
+sizes; their depth comes from a teacher (teachers.py) that ``make_dataset`` runs on each fg_bg.
 
 A dataset is the grid of keys ``(bg, fg, flip, k)``: every background with every foreground, mirrored or
 not, at ``placements`` random positions each. Each key seeds its own generator, so a sample's bytes do
@@ -12,13 +14,13 @@ not depend on which process makes it or in what order.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import scenes
-from .composite import list_images, load_fg
+from .composite import ImageError, list_images, load_bg, load_fg, paste, sample_placement
 from .config import DataConfig, to_dict
 from .storage import quantize_depth
 
@@ -114,6 +116,10 @@ class SyntheticSource:
         room = scenes.render_room(self.cfg.seed, i, self.cfg.size, self.cfg.scene)
         return room, quantize_depth(room.depth)
 
+    def bg_image(self, i: int) -> np.ndarray:
+        """uint8 ``(S, S, 3)`` background ``i``."""
+        return self.background(i)[0].rgb
+
     def _foreground(self, j: int) -> np.ndarray:
         """uint8 ``(h, w, 4)`` cut-out ``j``."""
         if self.fg_files is not None:
@@ -152,5 +158,93 @@ class SyntheticSource:
             "foregrounds": "procedural"
             if self.fg_files is None
             else str(Path(self.fg_files[0]).parent),
+            "config": to_dict(self.cfg),
+        }
+
+
+class ImageFolders:
+    """Background photos and cut-out foregrounds from two folders: the course's own recipe.
+
+    Every (bg, fg) pair gets ``cfg.placements`` random placements (``composite.sample_placement``:
+    anywhere inside the image, height ``cfg.fg_scale`` of the image's), mirrored and not when
+    ``cfg.flips``. Photos have no depth: ``sample`` leaves it None and ``make_dataset`` labels each
+    fg_bg with a teacher. Backgrounds are centre-cropped to squares of ``cfg.size``; files are taken
+    in name order, any mix of extensions; ``n_bg``/``n_fg`` keep only the first ones. Every file is
+    read once here, so a bad one fails now, naming it, before anything is written. ``cfg.n_bg`` and
+    ``cfg.n_fg`` are replaced by the folders' counts (``self.cfg``).
+    """
+
+    kind = "photos"
+
+    def __init__(
+        self,
+        bg_dir: str | Path,
+        fg_dir: str | Path,
+        cfg: DataConfig = DataConfig(),
+        *,
+        n_bg: int | None = None,
+        n_fg: int | None = None,
+        cache: int = 256,
+    ):
+        self.bg_dir, self.fg_dir = Path(bg_dir), Path(fg_dir)
+        self.bg_files = list_images(bg_dir, "background")[:n_bg]
+        self.fg_files = list_images(fg_dir, "foreground")[:n_fg]
+        self.n_bg, self.n_fg = len(self.bg_files), len(self.fg_files)
+        self.cfg = replace(cfg, n_bg=self.n_bg, n_fg=self.n_fg)
+        self._cache = cache
+        self._make_caches()
+        self.check()
+
+    _make_caches = SyntheticSource._make_caches
+    __getstate__ = SyntheticSource.__getstate__
+    __setstate__ = SyntheticSource.__setstate__
+
+    def check(self) -> None:
+        """Read every file; one ``ImageError`` lists all the bad ones (warnings for doubtful ones)."""
+        errors = []
+        for load, files in ((self.background, self.bg_files), (self.foreground, self.fg_files)):
+            for i in range(len(files)):
+                try:
+                    load(i)
+                except ImageError as e:
+                    errors.append(str(e))
+        if errors:
+            raise ImageError(f"{len(errors)} unusable image(s):\n  " + "\n  ".join(errors))
+
+    def _background(self, i: int) -> np.ndarray:
+        """uint8 ``(S, S, 3)`` background photo ``i``."""
+        return load_bg(self.bg_files[i], self.cfg.size)
+
+    def _foreground(self, j: int) -> np.ndarray:
+        """uint8 ``(h, w, 4)`` cut-out ``j``."""
+        return load_fg(self.fg_files[j])
+
+    def bg_image(self, i: int) -> np.ndarray:
+        return self.background(i)
+
+    def sample(self, key: SampleKey) -> dict:
+        """fg_bg and mask of ``key`` with its ``placement``; ``depth`` is None (the teacher's job)."""
+        bg, fg = self.background(key.bg), self.foreground(key.fg)
+        placement = sample_placement(
+            key.rng(self.cfg.seed), fg.shape, bg.shape, self.cfg.fg_scale, key.flip
+        )
+        fg_bg, mask = paste(bg, fg, placement)
+        return {
+            "bg": bg,
+            "fg_bg": fg_bg,
+            "mask": mask,
+            "depth": None,
+            "id": key.id,
+            "placement": placement,
+            "fg_z": None,
+        }
+
+    def describe(self) -> dict:
+        return {
+            "source": self.kind,
+            "backgrounds": str(self.bg_dir),
+            "foregrounds": str(self.fg_dir),
+            "bg_files": [p.name for p in self.bg_files],
+            "fg_files": [p.name for p in self.fg_files],
             "config": to_dict(self.cfg),
         }

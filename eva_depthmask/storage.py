@@ -54,7 +54,10 @@ def encode_mask(mask: np.ndarray) -> bytes:
 
 def encode_depth(depth: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.rint(np.clip(depth, 0, 1) * DEPTH_SCALE).astype(np.uint16)).save(buf, "PNG")
+    depth16 = np.rint(np.clip(depth, 0, 1) * DEPTH_SCALE).astype(np.uint16)
+    Image.fromarray(depth16).save(
+        buf, "PNG", compress_level=1
+    )  # low bits are noise: 6 is no smaller
     return buf.getvalue()
 
 
@@ -151,7 +154,9 @@ class Store:
     a fork. Memory does not grow with the dataset: nothing is cached but the zip's directory.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, prefix: str | None = None):
+        """``prefix``: the folder inside a zip that holds the tree ("" or "name/"); by default the one
+        holding manifest.csv. Course datasets (course.py) find theirs by their folder names."""
         self.root = Path(root)
         if not self.root.exists():
             raise DatasetError(f"{self.root}: no such dataset folder or zip")
@@ -162,7 +167,7 @@ class Store:
         if self.is_zip:
             if not zipfile.is_zipfile(self.root):
                 raise DatasetError(f"{self.root}: not a zip file and not a folder")
-            self.prefix = self._find_prefix()
+            self.prefix = self._find_prefix() if prefix is None else prefix
 
     def _handle(self) -> zipfile.ZipFile:
         if self._zip is None or self._pid != os.getpid():
@@ -214,6 +219,19 @@ class Store:
         if not hasattr(self, "_name_set"):
             self._name_set = set(self._handle().namelist())
         return self._name_set
+
+    def walk(self) -> list[str]:
+        """Every file below the tree's root, at any depth, as sorted relative posix paths."""
+        if self.is_zip:
+            n = len(self.prefix)
+            names = self._handle().namelist()
+            return sorted(m[n:] for m in names if m.startswith(self.prefix) and not m.endswith("/"))
+        out = []
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            rel = Path(folder).relative_to(self.root).as_posix()
+            out.extend(f if rel == "." else f"{rel}/{f}" for f in files)
+        return sorted(out)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -23,6 +23,8 @@ SMALL = {
         "PLACEMENTS": 1,
         "WORKERS": 2,
         "SHOW": 2,
+        "COURSE_ZIP": "data/synthetic64",  # validate the dataset just built (no download)
+        "VALIDATE_SAMPLES": 20,
     },
     "02_augmentation": {"SIZE": 32},
     "03_architecture": {"SIZES": [32, 64]},
