@@ -68,17 +68,19 @@ class ModelConfig:
 
     Level ``i`` of the encoder runs at stride ``2 ** (i + 1)`` with ``widths[i]`` channels and
     ``depths[i]`` residual blocks. ``fusion`` says how bg and fg_bg enter the first conv:
-    "concat" [bg, fg_bg], "diff" [fg_bg, fg_bg - bg] or "concat_diff" [bg, fg_bg, fg_bg - bg].
+    "concat" [bg, fg_bg], "diff" [fg_bg, d], "concat_diff" [bg, fg_bg, d] or "concat_absdiff"
+    [bg, fg_bg, d, |d|], with d = fg_bg - bg.
     """
 
     encoder: str = "residual"  # "residual" (trained from scratch) or "resnet18"
     pretrained: str | None = None  # resnet18 only: "imagenet", a URL or a local .pth file
-    fusion: str = "concat_diff"
+    fusion: str = "concat_absdiff"
     widths: tuple[int, ...] = (16, 32, 64, 96)  # residual encoder, strides 2, 4, 8, 16
     depths: tuple[int, ...] = (0, 1, 1, 2)
     decoder_widths: tuple[int, ...] = (16, 24, 48)  # per skip level, shallowest first; () = widths
     decoder_convs: int = 1  # 3x3 convs after each upsample + skip concat
     refine_width: int = 8  # full-resolution conv on [features, fused input]; 0 = heads at 1/2
+    refine_convs: int = 1  # full-resolution 3x3 convs in the refinement (the first sees the input)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,142 @@
+"""Losses: functional parts first, ``DepthMaskLoss`` on top returning every part by name.
+
+Mask: BCE-with-logits + soft Dice (BCE alone lets a small foreground drown in background pixels;
+Dice scores the overlap whatever the foreground's size). Depth: L1 + (1 - SSIM) / 2 + L1 of the
+image gradients (edges). Everything is computed in float32 with autocast off, so the losses are the
+same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
+"""
+
+from __future__ import annotations
+
+import pytorch_msssim
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eva_depthmask.config import LossConfig
+
+
+def _check(pred: Tensor, true: Tensor, what: str) -> None:
+    if pred.shape != true.shape:
+        raise ValueError(
+            f"{what}: prediction {tuple(pred.shape)} and target {tuple(true.shape)} differ in shape"
+        )
+
+
+def mask_bce(pred_logits: Tensor, true_mask: Tensor) -> Tensor:
+    """Mean binary cross-entropy of mask logits ``(B, 1, H, W)`` against a {0, 1} mask."""
+    _check(pred_logits, true_mask, "mask")
+    return F.binary_cross_entropy_with_logits(pred_logits.float(), true_mask.float())
+
+
+def soft_dice_loss(pred_logits: Tensor, true_mask: Tensor, smooth: float = 1.0) -> Tensor:
+    """1 - soft Dice per sample, averaged over the batch; an empty mask predicted empty scores 0.
+
+    ``smooth`` (in pixels) keeps empty masks finite.
+    """
+    _check(pred_logits, true_mask, "mask")
+    prob = torch.sigmoid(pred_logits.float()).flatten(1)
+    true = true_mask.float().flatten(1)
+    inter = (prob * true).sum(1)
+    dice = (2 * inter + smooth) / (prob.sum(1) + true.sum(1) + smooth)
+    return (1 - dice).mean()
+
+
+def depth_l1(pred_depth: Tensor, true_depth: Tensor) -> Tensor:
+    """Mean absolute depth error, in depth units (1 = the maximum range)."""
+    _check(pred_depth, true_depth, "depth")
+    return (pred_depth.float() - true_depth.float()).abs().mean()
+
+
+def ssim_window(size: tuple[int, int], window: int) -> int:
+    """The largest odd window <= ``window`` that fits an image of ``size`` (H, W)."""
+    fit = min(window, *size)
+    return max(1, fit if fit % 2 else fit - 1)
+
+
+def depth_ssim_loss(
+    pred_depth: Tensor, true_depth: Tensor, window: int = 7, sigma: float = 1.5
+) -> Tensor:
+    """(1 - SSIM) / 2 in [0, 1], Gaussian window of ``window`` px (small: images may be 64 px)."""
+    _check(pred_depth, true_depth, "depth")
+    win = ssim_window(tuple(pred_depth.shape[-2:]), window)
+    value = pytorch_msssim.ssim(
+        pred_depth.float(), true_depth.float(), data_range=1.0, win_size=win, win_sigma=sigma
+    )
+    return (1 - value) / 2
+
+
+def image_gradients(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward differences along x and y: ``(B, C, H, W-1)`` and ``(B, C, H-1, W)``."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def depth_gradient_loss(pred_depth: Tensor, true_depth: Tensor) -> Tensor:
+    """L1 between the depth maps' gradients (edges): mean over x plus mean over y differences."""
+    _check(pred_depth, true_depth, "depth")
+    pdx, pdy = image_gradients(pred_depth.float())
+    tdx, tdy = image_gradients(true_depth.float())
+    return (pdx - tdx).abs().mean() + (pdy - tdy).abs().mean()
+
+
+def mask_loss(
+    pred_logits: Tensor, true_mask: Tensor, bce: float = 1.0, dice: float = 1.0
+) -> Tensor:
+    """``bce * BCE + dice * (1 - soft Dice)``."""
+    return bce * mask_bce(pred_logits, true_mask) + dice * soft_dice_loss(pred_logits, true_mask)
+
+
+def depth_loss(
+    pred_depth: Tensor,
+    true_depth: Tensor,
+    l1: float = 1.0,
+    ssim: float = 1.0,
+    grad: float = 1.0,
+    window: int = 7,
+) -> Tensor:
+    """``l1 * L1 + ssim * (1 - SSIM) / 2 + grad * gradient L1``."""
+    return (
+        l1 * depth_l1(pred_depth, true_depth)
+        + ssim * depth_ssim_loss(pred_depth, true_depth, window)
+        + grad * depth_gradient_loss(pred_depth, true_depth)
+    )
+
+
+def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfig) -> dict:
+    """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad (float32)."""
+    with torch.autocast(device_type=pred["mask"].device.type, enabled=False):
+        return {
+            "mask_bce": mask_bce(pred["mask"], true_mask),
+            "mask_dice": soft_dice_loss(pred["mask"], true_mask),
+            "depth_l1": depth_l1(pred["depth"], true_depth),
+            "depth_ssim": depth_ssim_loss(
+                pred["depth"], true_depth, cfg.ssim_window, cfg.ssim_sigma
+            ),
+            "depth_grad": depth_gradient_loss(pred["depth"], true_depth),
+        }
+
+
+class DepthMaskLoss(nn.Module):
+    """``forward(pred, targets)``: ``pred`` the model's dict, ``targets`` any dict with "mask" and
+    "depth" (a batch of samples). Returns float32 scalars: the five parts (unweighted), "mask" and
+    "depth" (weighted sums of their parts) and "total" = mask_weight * mask + depth_weight * depth.
+    """
+
+    def __init__(self, cfg: LossConfig | None = None):
+        super().__init__()
+        self.cfg = cfg if cfg is not None else LossConfig()
+
+    def forward(self, pred: dict, targets: dict) -> dict[str, Tensor]:
+        for key in ("mask", "depth"):
+            if key not in pred or key not in targets:
+                raise KeyError(f"DepthMaskLoss: pred and targets both need {key!r}")
+        c = self.cfg
+        parts = loss_parts(pred, targets["mask"], targets["depth"], c)
+        mask = c.mask_bce * parts["mask_bce"] + c.mask_dice * parts["mask_dice"]
+        depth = (
+            c.depth_l1 * parts["depth_l1"]
+            + c.depth_ssim * parts["depth_ssim"]
+            + c.depth_grad * parts["depth_grad"]
+        )
+        total = c.mask_weight * mask + c.depth_weight * depth
+        return {**parts, "mask": mask, "depth": depth, "total": total}

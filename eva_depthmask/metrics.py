@@ -1,0 +1,215 @@
+"""Metrics: per-sample sums as functions, dataset-level values from ``MetricAccumulator``.
+
+Conventions (say these when quoting numbers):
+
+- Mask: predicted foreground is ``logits > 0`` (probability > 0.5). ``mask_iou``, ``mask_dice`` and
+  ``mask_acc`` are *micro*: intersection, union and correct pixels are summed over every pixel of
+  the dataset, then divided. ``mask_iou_sample`` is the mean of per-sample IoU (a sample whose
+  true and predicted masks are both empty scores 1).
+- Depth (0 = nearest, 1 = farthest): means over every pixel of the dataset. ``depth_rmse`` and
+  ``depth_mae`` on the raw values; ``depth_abs_rel`` = mean |p - t| / t, ``depth_log10`` =
+  mean |log10 p - log10 t| and ``depth_delta{1,2,3}`` = share of pixels with
+  max(p / t, t / p) < 1.25^k, with p and t floored at ``EPS`` (depth 0 would divide by zero).
+- ``depth_delta{1,2,3}_seed``: the seed projects' convention, both maps clamped to [0.1, 1]
+  before the ratio, so these numbers can be set beside theirs.
+
+Every value is a ratio of sums, and the sums add over batches and processes, so the result does
+not depend on how the data is batched or split across workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+EPS = 1e-3  # depth floor for ratios and logarithms, in depth units
+SEED_CLAMP = (0.1, 1.0)  # the seed projects clamp both maps to this range before delta ratios
+THRESHOLDS = (1.25, 1.25**2, 1.25**3)
+
+MASK_SUMS = ("tp", "fp", "fn", "tn", "iou_sum")
+DEPTH_SUMS = (
+    ("sq_err", "abs_err", "abs_rel", "log10")
+    + tuple(f"delta{k}" for k in (1, 2, 3))
+    + tuple(f"delta{k}_seed" for k in (1, 2, 3))
+)
+SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS)
+
+
+def _check(pred: Tensor, true: Tensor, what: str) -> None:
+    if pred.shape != true.shape or pred.dim() != 4:
+        raise ValueError(
+            f"{what}: expected prediction and target of the same shape (B, 1, H, W), "
+            f"got {tuple(pred.shape)} and {tuple(true.shape)}"
+        )
+
+
+def mask_sums(pred_logits: Tensor, true_mask: Tensor) -> dict[str, Tensor]:
+    """Per-sample float64 counts ``(B,)``: tp, fp, fn, tn, and the sample's IoU as ``iou_sum``."""
+    _check(pred_logits, true_mask, "mask")
+    pred = (pred_logits > 0).flatten(1)
+    true = (true_mask > 0.5).flatten(1)
+    tp = (pred & true).sum(1).double()
+    fp = (pred & ~true).sum(1).double()
+    fn = (~pred & true).sum(1).double()
+    tn = (~pred & ~true).sum(1).double()
+    union = tp + fp + fn
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.ones_like(union))
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "iou_sum": iou}
+
+
+def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict[str, Tensor]:
+    """Per-sample float64 sums ``(B,)`` over pixels of the error terms in ``DEPTH_SUMS``."""
+    _check(pred_depth, true_depth, "depth")
+    p, t = pred_depth.double().flatten(1), true_depth.double().flatten(1)
+    err = p - t
+    pf, tf = p.clamp(min=eps), t.clamp(min=eps)
+    ratio = torch.maximum(pf / tf, tf / pf)
+    ps, ts = p.clamp(*SEED_CLAMP), t.clamp(*SEED_CLAMP)
+    ratio_seed = torch.maximum(ps / ts, ts / ps)
+    out = {
+        "sq_err": (err**2).sum(1),
+        "abs_err": err.abs().sum(1),
+        "abs_rel": ((pf - tf).abs() / tf).sum(1),
+        "log10": (torch.log10(pf) - torch.log10(tf)).abs().sum(1),
+    }
+    for k, thr in enumerate(THRESHOLDS, start=1):
+        out[f"delta{k}"] = (ratio < thr).sum(1).double()
+        out[f"delta{k}_seed"] = (ratio_seed < thr).sum(1).double()
+    return out
+
+
+def sums_to_metrics(s: dict[str, Tensor | float]) -> dict[str, float]:
+    """Turn summed counts (any of ``SUM_KEYS``, summed over samples) into the metric values."""
+    s = {k: float(v) for k, v in s.items()}
+    tp, fp, fn, tn = s["tp"], s["fp"], s["fn"], s["tn"]
+    n = s["pixels"]
+    out = {
+        "mask_iou": tp / (tp + fp + fn) if tp + fp + fn else 1.0,
+        "mask_dice": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
+        "mask_acc": (tp + tn) / n if n else float("nan"),
+        "mask_iou_sample": s["iou_sum"] / s["samples"] if s["samples"] else float("nan"),
+        "depth_rmse": (s["sq_err"] / n) ** 0.5 if n else float("nan"),
+        "depth_mae": s["abs_err"] / n if n else float("nan"),
+        "depth_abs_rel": s["abs_rel"] / n if n else float("nan"),
+        "depth_log10": s["log10"] / n if n else float("nan"),
+    }
+    for key in DEPTH_SUMS[4:]:
+        out[f"depth_{key}"] = s[key] / n if n else float("nan")
+    return out
+
+
+def per_sample_metrics(pred: dict, true_mask: Tensor, true_depth: Tensor) -> dict[str, Tensor]:
+    """Every metric for each sample on its own: ``{name: (B,) float64}``, to sort out the worst."""
+    sums = {**mask_sums(pred["mask"], true_mask), **depth_sums(pred["depth"], true_depth)}
+    return _per_sample(sums, float(true_mask[0].numel()))
+
+
+def _per_sample(s: dict[str, Tensor], pixels: float) -> dict[str, Tensor]:
+    tp, fp, fn, tn = s["tp"], s["fp"], s["fn"], s["tn"]
+    union, one = tp + fp + fn, torch.ones_like(tp)
+    out = {
+        "mask_iou": torch.where(union > 0, tp / union.clamp(min=1), one),
+        "mask_dice": torch.where(union > 0, 2 * tp / (union + tp).clamp(min=1), one),
+        "mask_acc": (tp + tn) / pixels,
+        "depth_rmse": (s["sq_err"] / pixels).sqrt(),
+        "depth_mae": s["abs_err"] / pixels,
+        "depth_abs_rel": s["abs_rel"] / pixels,
+        "depth_log10": s["log10"] / pixels,
+    }
+    out.update({f"depth_{k}": s[k] / pixels for k in DEPTH_SUMS[4:]})
+    return out
+
+
+def batch_metrics(pred: dict, true_mask: Tensor, true_depth: Tensor) -> dict[str, float]:
+    """All metrics over one batch (micro, as the accumulator would give for this batch alone)."""
+    acc = MetricAccumulator()
+    acc.update(pred, true_mask, true_depth)
+    return acc.compute()
+
+
+def iou(pred_logits: Tensor, true_mask: Tensor) -> float:
+    """Micro IoU of ``logits > 0`` against the mask, over all pixels of the batch."""
+    s = mask_sums(pred_logits, true_mask)
+    tp, fp, fn = (s[k].sum().item() for k in ("tp", "fp", "fn"))
+    return tp / (tp + fp + fn) if tp + fp + fn else 1.0
+
+
+def rmse(pred_depth: Tensor, true_depth: Tensor) -> float:
+    """Root mean squared depth error over all pixels, in depth units."""
+    _check(pred_depth, true_depth, "depth")
+    return (pred_depth.double() - true_depth.double()).pow(2).mean().sqrt().item()
+
+
+def delta_accuracy(pred_depth: Tensor, true_depth: Tensor, k: int = 1, eps: float = EPS) -> float:
+    """Share of pixels with max(p / t, t / p) < 1.25 ** k, both floored at ``eps``."""
+    s = depth_sums(pred_depth, true_depth, eps)
+    return (s[f"delta{k}"].sum() / true_depth.numel()).item()
+
+
+class MetricAccumulator:
+    """Sums over batches; ``compute()`` gives the dataset metrics (module docstring).
+
+    ``per_sample=True`` also keeps every sample's metrics (``per_sample()``), for sorting the worst.
+    For several processes: ``acc.reduce(torch.distributed.all_reduce)`` sums the states in place.
+    """
+
+    def __init__(self, per_sample: bool = False):
+        self.keep_samples = per_sample
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(len(SUM_KEYS), dtype=torch.float64)
+        self._samples: list[dict[str, Tensor]] = []
+        self._ids: list[str] = []
+
+    @torch.no_grad()
+    def update(
+        self, pred: dict, true_mask: Tensor, true_depth: Tensor, ids: list[str] | None = None
+    ) -> None:
+        """Add a batch: ``pred`` = {"mask": logits, "depth": [0, 1]}, targets ``(B, 1, H, W)``."""
+        sums = {
+            **mask_sums(pred["mask"].detach(), true_mask),
+            **depth_sums(pred["depth"].detach(), true_depth),
+        }
+        b = true_mask.shape[0]
+        batch = {"samples": float(b), "pixels": float(true_mask.numel())}
+        batch.update({k: v.sum().item() for k, v in sums.items()})
+        self.sums += torch.tensor([batch[k] for k in SUM_KEYS], dtype=torch.float64)
+        if self.keep_samples:
+            self._samples.append(_per_sample(sums, float(true_mask[0].numel())))
+            self._ids.extend(
+                ids if ids is not None else [str(len(self._ids) + i) for i in range(b)]
+            )
+
+    def state(self) -> Tensor:
+        """The sums as one float64 vector in ``SUM_KEYS`` order (all-reduce it, or merge it)."""
+        return self.sums
+
+    def reduce(self, fn: Callable[[Tensor], Tensor | None]) -> None:
+        """Apply an in-place or returning reduction (e.g. ``torch.distributed.all_reduce``)."""
+        out = fn(self.sums)
+        if isinstance(out, Tensor):
+            self.sums = out.to(torch.float64)
+
+    def merge(self, other: MetricAccumulator) -> None:
+        """Add another accumulator's sums (and its per-sample rows, if both keep them)."""
+        self.sums += other.sums
+        self._samples += other._samples
+        self._ids += other._ids
+
+    def compute(self) -> dict[str, float]:
+        return sums_to_metrics(dict(zip(SUM_KEYS, self.sums.tolist(), strict=True)))
+
+    def per_sample(self) -> dict[str, Tensor | list[str]]:
+        """``{"id": [...], metric: (N,) tensor}`` for every sample seen (needs per_sample=True)."""
+        if not self.keep_samples:
+            raise RuntimeError("per_sample(): create the accumulator with per_sample=True")
+        if not self._samples:
+            return {"id": []}
+        keys = self._samples[0].keys()
+        return {
+            "id": list(self._ids),
+            **{k: torch.cat([s[k] for s in self._samples]) for k in keys},
+        }

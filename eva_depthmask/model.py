@@ -1,0 +1,167 @@
+"""DepthMaskNet and the model registry.
+
+DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one encoder per image),
+encodes with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip
++ 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
+from one shared full-resolution refinement that sees the fused input again, so mask edges are
+drawn at pixel precision from ``d = fg_bg - bg`` and ``|d|``. ModelConfig() is the "small"
+variant: ~34 M multiply-adds per 64 px pair, 1/60 of the Session-15 network.
+
+``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
+seed projects' baselines); all share ``forward(bg, fg_bg) -> {"mask", "depth"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from eva_depthmask import baselines
+from eva_depthmask.config import ModelConfig
+from eva_depthmask.encoders import ResidualEncoder, ResNet18Encoder, load_resnet18_weights
+from eva_depthmask.layers import FUSION_CHANNELS, PairNet, conv_bn_act, fuse_pair, upsample_to
+
+# Variants as data: ModelConfig overrides. "small" is the default config.
+VARIANTS: dict[str, dict] = {
+    "tiny": {"widths": (12, 24, 48, 64), "depths": (0, 1, 1, 1), "decoder_widths": (12, 16, 32)},
+    "small": {},
+    "base": {
+        "widths": (24, 48, 96, 160),
+        "depths": (1, 2, 2, 2),
+        "decoder_widths": (24, 48, 96),
+        "decoder_convs": 2,
+        "refine_width": 16,
+    },
+    "resnet18": {"encoder": "resnet18", "decoder_widths": (32, 48, 96, 160), "refine_width": 16},
+}
+
+
+class UpFuse(nn.Module):
+    """Bilinear upsample to the skip's size, concat the skip, then ``convs`` 3x3 conv-BN-ReLU.
+
+    ``(B, c_in, h, w), (B, c_skip, H, W) -> (B, c_out, H, W)``.
+    """
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int, convs: int = 1):
+        super().__init__()
+        layers = [conv_bn_act(c_in + c_skip, c_out)]
+        layers += [conv_bn_act(c_out, c_out) for _ in range(convs - 1)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        return self.conv(torch.cat([upsample_to(x, skip.shape[-2:]), skip], dim=1))
+
+
+class Refine(nn.Module):
+    """Full-resolution features from the decoder's stride-2 output and the fused input.
+
+    ``relu(up(conv_bn(x)) + conv_bn(x_in))`` equals a conv on their concatenation up to where the
+    upsampling sits, but convolves the decoder features at half resolution and never builds the
+    wide full-resolution concat: about half the cost at the largest feature maps.
+    ``convs - 1`` more 3x3 conv-BN-ReLU follow at full resolution.
+    ``(B, c, H/2, W/2), (B, c_in, H, W) -> (B, c_out, H, W)``.
+    """
+
+    def __init__(self, c: int, c_in: int, c_out: int, convs: int = 1):
+        super().__init__()
+        self.from_features = conv_bn_act(c, c_out, act=False)
+        self.from_input = conv_bn_act(c_in, c_out, act=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.convs = nn.Sequential(*(conv_bn_act(c_out, c_out) for _ in range(convs - 1)))
+
+    def forward(self, x: Tensor, x_in: Tensor) -> Tensor:
+        up = upsample_to(self.from_features(x), x_in.shape[-2:])
+        return self.convs(self.relu(up + self.from_input(x_in)))
+
+
+def build_encoder(cfg: ModelConfig) -> tuple[nn.Module, int]:
+    """The encoder named by ``cfg.encoder`` and its total stride."""
+    c_in = FUSION_CHANNELS[cfg.fusion]
+    if cfg.encoder == "residual":
+        if cfg.pretrained is not None:
+            raise ValueError("pretrained: only the 'resnet18' encoder has pretrained weights")
+        return ResidualEncoder(c_in, tuple(cfg.widths), tuple(cfg.depths)), 2 ** len(cfg.widths)
+    if cfg.encoder == "resnet18":
+        encoder = ResNet18Encoder(c_in)
+        if cfg.pretrained is not None:
+            load_resnet18_weights(encoder, cfg.pretrained, cfg.fusion)
+        return encoder, 32
+    raise ValueError(f"encoder: expected 'residual' or 'resnet18', got {cfg.encoder!r}")
+
+
+class DepthMaskNet(PairNet):
+    """Early-fusion residual U-Net with a mask head (logits) and a depth head (sigmoid in PairNet).
+
+    ``forward(bg, fg_bg)``: each ``(B, 3, H, W)``, any H, W; returns ``{"mask": (B, 1, H, W)
+    logits, "depth": (B, 1, H, W) in [0, 1]}``.
+    """
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg if cfg is not None else ModelConfig()
+        if cfg.fusion not in FUSION_CHANNELS:
+            raise ValueError(
+                f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {cfg.fusion!r}"
+            )
+        self.cfg = cfg
+        self.encoder, self.stride = build_encoder(cfg)
+        enc = self.encoder.channels
+        dec = tuple(cfg.decoder_widths) or tuple(enc[:-1])
+        if len(dec) != len(enc) - 1:
+            raise ValueError(
+                f"decoder_widths: expected {len(enc) - 1} widths (one per skip level), got {dec}"
+            )
+        ups, c = [], enc[-1]
+        for i in reversed(range(len(dec))):  # deepest skip first
+            ups.append(UpFuse(c, enc[i], dec[i], cfg.decoder_convs))
+            c = dec[i]
+        self.ups = nn.ModuleList(ups)
+        self.refine = None
+        if cfg.refine_width > 0:
+            c_in = FUSION_CHANNELS[cfg.fusion]
+            self.refine = Refine(c, c_in, cfg.refine_width, cfg.refine_convs)
+            c = cfg.refine_width
+        self.head = nn.Conv2d(c, 2, 3, padding=1)  # channel 0: mask logits, 1: depth logits
+
+    def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
+        x_in = fuse_pair(bg, fg_bg, self.cfg.fusion)  # (B, C_in, H, W)
+        feats = self.encoder(x_in)  # strides 2, 4, ..., self.stride
+        x = feats[-1]
+        for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):
+            x = up(x, skip)  # back up to stride 2
+        if self.refine is not None:
+            x = self.refine(x, x_in)  # full resolution
+        out = self.head(x)
+        if self.refine is None:  # the head ran at stride 2
+            out = upsample_to(out, x_in.shape[-2:])
+        return out[:, :1], out[:, 1:]
+
+
+def depthmasknet(
+    variant: str = "small", cfg: ModelConfig | None = None, **overrides
+) -> DepthMaskNet:
+    """DepthMaskNet from a variant name or an explicit ``cfg``, plus ModelConfig field overrides."""
+    if cfg is None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
+        cfg = replace(ModelConfig(), **VARIANTS[variant])
+    return DepthMaskNet(replace(cfg, **overrides))
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "depthmasknet": depthmasknet,
+    **{f"depthmasknet_{v}": partial(depthmasknet, v) for v in VARIANTS if v != "small"},
+    **baselines.BASELINES,
+}
+
+
+def build_model(name: str = "depthmasknet", **kw) -> nn.Module:
+    """A model from ``MODELS`` by name; ``kw`` go to its constructor (for DepthMaskNet: ``cfg``,
+    ``variant`` or ModelConfig fields)."""
+    if name not in MODELS:
+        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
+    return MODELS[name](**kw)

@@ -1,0 +1,119 @@
+"""Losses: zero for a perfect prediction, growing with error, known values, bf16 autocast."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from eva_depthmask.config import LossConfig
+from eva_depthmask.losses import (
+    DepthMaskLoss,
+    depth_gradient_loss,
+    depth_l1,
+    depth_ssim_loss,
+    mask_bce,
+    soft_dice_loss,
+    ssim_window,
+)
+
+PARTS = ("mask_bce", "mask_dice", "depth_l1", "depth_ssim", "depth_grad")
+
+
+def targets(b=2, h=32, w=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(b, 1, h, w)
+    mask[:, :, 8:20, 10:22] = 1
+    ys = torch.linspace(0.2, 0.9, h).view(1, 1, h, 1).expand(b, 1, h, w)
+    depth = (ys + 0.05 * torch.rand(b, 1, h, w, generator=g)).clamp(0, 1)
+    depth = torch.where(mask > 0, torch.full_like(depth, 0.3), depth)
+    return {"mask": mask, "depth": depth}
+
+
+def perfect(t):
+    return {"mask": (2 * t["mask"] - 1) * 100.0, "depth": t["depth"].clone()}
+
+
+def test_perfect_prediction_costs_nothing():
+    t = targets()
+    out = DepthMaskLoss()(perfect(t), t)
+    assert set(out) == {*PARTS, "mask", "depth", "total"}
+    for key, value in out.items():
+        assert value.item() == pytest.approx(0.0, abs=1e-5), key
+
+
+def test_loss_grows_with_error():
+    t = targets()
+    loss = DepthMaskLoss()
+    depth_totals, mask_totals = [], []
+    for amount in (0.0, 0.05, 0.1, 0.2):
+        p = perfect(t)
+        p["depth"] = (t["depth"] + amount * torch.sin(torch.arange(32.0))).clamp(0, 1)
+        depth_totals.append(loss(p, t)["depth"].item())
+    for rows in (0, 2, 4, 8):  # flip more and more mask rows
+        p = perfect(t)
+        p["mask"][:, :, 8 : 8 + rows] *= -1
+        mask_totals.append(loss(p, t)["mask"].item())
+    assert depth_totals == sorted(depth_totals) and depth_totals[0] < depth_totals[-1]
+    assert mask_totals == sorted(mask_totals) and mask_totals[0] < mask_totals[-1]
+
+
+def test_known_values():
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1  # 8 of 16 pixels
+    zeros = torch.zeros(1, 1, 4, 4)
+    assert mask_bce(zeros, mask).item() == pytest.approx(math.log(2))
+    # p = 0.5 everywhere: Dice = (2 * 0.5 * 8 + 1) / (0.5 * 16 + 8 + 1) = 9 / 17.
+    assert soft_dice_loss(zeros, mask).item() == pytest.approx(1 - 9 / 17)
+    depth = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert depth_l1(depth + 0.1, depth).item() == pytest.approx(0.1)
+    ramp = torch.arange(8.0).view(1, 1, 1, 8) * 0.01  # adds 0.01 per column, nothing per row
+    assert depth_gradient_loss(depth + ramp, depth).item() == pytest.approx(0.01)
+    # Two flat images: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1), C1 = 0.01^2.
+    # (pytorch-msssim's float32 window sums to 1 +- 1e-7, which moves the result by ~2e-5.)
+    a, b, c1 = 0.2, 0.6, 1e-4
+    expected = (1 - (2 * a * b + c1) / (a * a + b * b + c1)) / 2
+    flat = torch.ones(1, 1, 16, 16)
+    assert depth_ssim_loss(a * flat, b * flat).item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_weights_combine_the_parts():
+    t = targets()
+    p = {"mask": torch.zeros_like(t["mask"]), "depth": torch.full_like(t["depth"], 0.5)}
+    cfg = replace(LossConfig(), mask_dice=0.0, depth_ssim=2.0, mask_weight=3.0, depth_weight=0.5)
+    out = DepthMaskLoss(cfg)(p, t)
+    assert out["mask"].item() == pytest.approx(out["mask_bce"].item())
+    depth = out["depth_l1"] + 2 * out["depth_ssim"] + out["depth_grad"]
+    assert out["depth"].item() == pytest.approx(depth.item())
+    assert out["total"].item() == pytest.approx(3 * out["mask"].item() + 0.5 * depth.item())
+
+
+def test_small_images_shrink_the_ssim_window():
+    assert ssim_window((64, 64), 7) == 7
+    assert ssim_window((6, 40), 7) == 5
+    assert ssim_window((1, 40), 7) == 1
+    t = targets(h=5, w=6)
+    out = DepthMaskLoss()(perfect(t), t)
+    assert out["depth_ssim"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_float32_under_bf16_autocast():
+    t = targets()
+    p = {"mask": torch.randn(2, 1, 32, 32), "depth": torch.rand(2, 1, 32, 32)}
+    p16 = {k: v.to(torch.bfloat16) for k, v in p.items()}
+    reference = DepthMaskLoss()({k: v.float() for k, v in p16.items()}, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = DepthMaskLoss()(p16, t)
+    for key, value in out.items():
+        assert value.dtype == torch.float32, key
+        assert value.item() == pytest.approx(reference[key].item(), rel=1e-5), key
+
+
+def test_shape_mismatch_and_missing_keys_raise():
+    t = targets()
+    with pytest.raises(ValueError, match="depth"):
+        depth_l1(t["depth"][..., :-1], t["depth"])
+    with pytest.raises(KeyError, match="depth"):
+        DepthMaskLoss()({"mask": t["mask"]}, t)
