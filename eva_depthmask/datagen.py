@@ -321,4 +321,5 @@ def disk_usage(path: str | Path) -> dict:
 def _estimate(n: int, cfg: DataConfig, photos: bool = False) -> None:
     """Print how much disk the dataset will take, before any work starts (about, from typical sizes)."""
     size = photogen.estimate_bytes(n, cfg.size, cfg.image_format, cfg.lazy, photos)
-    print(f"make_dataset: {n:,} samples at {cfg.size} px, about {size / 1e9:.2f} GB on disk")
+    amount = f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+    print(f"make_dataset: {n:,} samples at {cfg.size} px, about {amount} on disk")
