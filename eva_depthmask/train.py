@@ -150,30 +150,16 @@ def fit(
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loss_fn = (loss_fn or DepthMaskLoss()).to(device)
     stats = data.stats()
-    stage_steps = [data.raw("train", s).__len__() // (b * world) for s, _, b in cfg.stages]
+    stage_steps = [len(data.raw("train", s)) // (b * world) for s, _, b in cfg.stages]
     total = sum(n * e for n, (_, e, _) in zip(stage_steps, cfg.stages, strict=True))
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None, "seconds": 0.0}
-    last_val: dict = {}
-    found = ckpt.latest(cfg.ckpt_dir) if resume else None
-    if found:
-        path, state = found
-        check_resumable(state, model, cfg, path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        where.update({k: state.get(k, where[k]) for k in where})
-        last_val = state.get("val", {})
-        if rank == 0:
-            print(
-                f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
-            )
-    else:
+    resumed = _resume(cfg, model, opt, sched, scaler, where, rank) if resume else None
+    if resumed is None:  # a fresh run: dropout and any other torch randomness start from the seed
         torch.manual_seed(cfg.seed)
+    last_val = resumed or {}
     os.makedirs(cfg.ckpt_dir, exist_ok=True)
     columns = _columns(loss_fn)
     log = RunLog(
@@ -220,6 +206,27 @@ def fit(
         "best_path": best,
         "last_path": str(last[-1]) if last else None,
     }
+
+
+def _resume(cfg: TrainConfig, model, opt, sched, scaler, where: dict, rank: int) -> dict | None:
+    """Load the newest readable checkpoint of ``cfg.ckpt_dir`` into everything that trains; updates
+    ``where`` and returns the validation metrics stored with it, or None when there is none."""
+    found = ckpt.latest(cfg.ckpt_dir)
+    if not found:
+        return None
+    path, state = found
+    check_resumable(state, model, cfg, path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    ckpt.set_rng_state(state["rng"])
+    where.update({k: state.get(k, where[k]) for k in where})
+    if rank == 0:
+        print(
+            f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
+        )
+    return state.get("val", {})
 
 
 def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch) -> None:
