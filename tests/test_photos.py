@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from eva_depthmask.composite import ImageError, Placement, paste
@@ -20,13 +19,7 @@ from eva_depthmask.storage import DatasetError
 CFG = DataConfig(size=32, placements=2, image_format="png", seed=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on a busy machine their wake-ups cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def brightness_teacher(images: np.ndarray) -> np.ndarray:
