@@ -8,6 +8,8 @@ the sigmoid on depth.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -140,7 +142,7 @@ def make_stage(
     return nn.Sequential(*layers)
 
 
-class PairNet(nn.Module):
+class PairNet(nn.Module, abc.ABC):
     """Base for every model: checks, pads to ``stride``, calls ``predict``, crops, sigmoids depth.
 
     Subclasses set ``self.stride`` (the product of their downsamplings) and implement
@@ -161,5 +163,7 @@ class PairNet(nn.Module):
             "depth": torch.sigmoid(depth_logits[..., :h, :w]),
         }
 
+    @abc.abstractmethod
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """``(mask_logits, depth_logits)``, each ``(B, 1, H, W)``, for inputs already padded to the
+        network's stride; every model implements it."""

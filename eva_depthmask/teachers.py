@@ -20,6 +20,7 @@ An image with a flat disparity (no depth information) gets 0.5 everywhere.
 
 from __future__ import annotations
 
+import abc
 import time
 import warnings
 from pathlib import Path
@@ -84,7 +85,7 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-class TorchTeacher:
+class TorchTeacher(abc.ABC):
     """What both teachers share: device and dtype, batching, progress, disparity -> depth.
 
     Subclasses implement ``_predict(images) -> disparity (b, h, w)`` on ``self.device``.
@@ -114,8 +115,10 @@ class TorchTeacher:
             stacklevel=3,
         )
 
+    @abc.abstractmethod
     def _predict(self, images: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+        """Relative inverse depth ``(B, h, w)`` of one batch of uint8 ``(B, H, W, 3)`` images, at the
+        network's own resolution; each teacher implements it."""
 
     def _batches(self, images: np.ndarray):
         starts = range(0, len(images), self.batch_size)
