@@ -13,7 +13,8 @@ be 10x slower than a 1-thread one: pass ``--threads 1`` there (the JSON records 
     python benchmarks/bench_model.py                      # all models, 64/128/224, CPU
     python benchmarks/bench_model.py --models depthmasknet session15 --sizes 64 --device cuda
 
-Writes benchmarks/results/bench_model.json and prints a markdown table.
+Writes benchmarks/results/bench_model.json and prints a markdown table; ``--update`` re-measures only
+``--models`` and keeps the other rows (each row's ``run`` indexes ``runs``, the meta it was taken with).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-train", action="store_true", help="skip the training measurement")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the measured models' rows of --out, keep the others",
+    )
     return p.parse_args(argv)
 
 
@@ -121,14 +127,14 @@ def measure(name: str, size: int, mode: str, args: argparse.Namespace) -> dict:
     return row
 
 
-def markdown(rows: list[dict], macs: dict) -> str:
+def markdown(rows: list[dict]) -> str:
     head = (
         "| model | size | GMACs/pair | mode | latency ms (1 pair) | infer pairs/s | train pairs/s |"
     )
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
         train = f"{r['train_per_s']:.1f}" if "train_per_s" in r else "-"
-        gmacs = macs[(r["model"], r["size"])] / 1e9
+        gmacs = r["macs_per_pair"] / 1e9
         lines.append(
             f"| {r['model']} | {r['size']} | {gmacs:.3f} | {r['mode']} | {r['latency_ms']:.2f} | "
             f"{r['infer_per_s']:.1f} | {train} |"
@@ -165,11 +171,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     }
     for r in rows:
         r["macs_per_pair"] = macs[(r["model"], r["size"])]
+        r["run"] = 0
+    runs = [meta]
+    if args.update and args.out.exists():  # earlier runs' rows of other models, with their meta
+        old = json.loads(args.out.read_text())
+        old_runs = old.get("runs") or [old["meta"]]
+        kept = [r for r in old["results"] if r["model"] not in args.models]
+        used = sorted({r.get("run", 0) for r in kept})
+        runs += [old_runs[i] for i in used]
+        rows += [{**r, "run": 1 + used.index(r.get("run", 0))} for r in kept]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    tmp.write_text(json.dumps({"meta": meta, "runs": runs, "results": rows}, indent=1))
     tmp.replace(args.out)
-    print(markdown(rows, macs))
+    print(markdown(rows))
     return rows
 
 

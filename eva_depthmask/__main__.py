@@ -18,13 +18,23 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-bg", type=int, default=d.n_bg, help="number of backgrounds (rooms)")
     p.add_argument("--n-fg", type=int, default=d.n_fg, help="number of foregrounds")
     p.add_argument("--placements", type=int, default=d.placements, help="per (bg, fg, flip)")
+    p.add_argument(
+        "--fg-per-bg",
+        type=int,
+        default=d.fg_per_bg,
+        help="foregrounds drawn for each background (default: every one)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--format", dest="image_format", choices=("jpg", "png"), default=d.image_format)
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
-    keys = ("size", "n_bg", "n_fg", "placements", "seed", "image_format")
-    return replace(DataConfig(), **{k: getattr(args, k) for k in keys})
+    keys = ("size", "n_bg", "n_fg", "placements", "fg_per_bg", "seed", "image_format")
+    try:
+        return replace(DataConfig(), **{k: getattr(args, k) for k in keys})
+    except ValueError as e:  # a bad data flag: one line, the same exit status as other bad input
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _source(spec: str, args: argparse.Namespace):

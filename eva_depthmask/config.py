@@ -46,6 +46,9 @@ class DataConfig:
     n_bg: int = 100
     n_fg: int = 100
     placements: int = 20  # per (bg, fg, flip)
+    # None: every foreground on every background (the course's grid); k: k foregrounds per background,
+    # drawn by seed -- many backgrounds for the same sample count, which is what depth learns from
+    fg_per_bg: int | None = None
     flips: bool = True
     seed: int = 0
     val_fraction: float = 0.1
@@ -59,7 +62,17 @@ class DataConfig:
 
     @property
     def n_samples(self) -> int:
-        return self.n_bg * self.n_fg * (2 if self.flips else 1) * self.placements
+        return self.n_bg * self.fg_count(self.n_fg) * (2 if self.flips else 1) * self.placements
+
+    def __post_init__(self) -> None:
+        if self.fg_per_bg is not None and self.fg_per_bg < 1:
+            raise ValueError(
+                f"DataConfig.fg_per_bg: expected None or a positive count, got {self.fg_per_bg}"
+            )
+
+    def fg_count(self, n_fg: int) -> int:
+        """Foregrounds pasted on each background when ``n_fg`` are available."""
+        return n_fg if self.fg_per_bg is None else min(self.fg_per_bg, n_fg)
 
 
 @dataclass(frozen=True)
@@ -68,19 +81,20 @@ class ModelConfig:
 
     Level ``i`` of the encoder runs at stride ``2 ** (i + 1)`` with ``widths[i]`` channels and
     ``depths[i]`` residual blocks. ``fusion`` says how bg and fg_bg enter the first conv:
-    "concat" [bg, fg_bg], "diff" [fg_bg, d], "concat_diff" [bg, fg_bg, d] or "concat_absdiff"
-    [bg, fg_bg, d, |d|], with d = fg_bg - bg.
+    "concat" [bg, fg_bg], "diff" [fg_bg, d], "concat_diff" [bg, fg_bg, d], "concat_absdiff"
+    [bg, fg_bg, d, |d|] or "concat_logdiff" [bg, fg_bg, d, log(1 + |d| / s)], with d = fg_bg - bg
+    and s about one uint8 level (layers.fuse_pair).
     """
 
     encoder: str = "residual"  # "residual" (trained from scratch) or "resnet18"
     pretrained: str | None = None  # resnet18 only: "imagenet", a URL or a local .pth file
-    fusion: str = "concat_absdiff"
+    fusion: str = "concat_logdiff"
     widths: tuple[int, ...] = (16, 32, 64, 96)  # residual encoder, strides 2, 4, 8, 16
     depths: tuple[int, ...] = (0, 1, 1, 2)
     decoder_widths: tuple[int, ...] = (16, 24, 48)  # per skip level, shallowest first; () = widths
     decoder_convs: int = 1  # 3x3 convs after each upsample + skip concat
-    refine_width: int = 8  # full-resolution conv on [features, fused input]; 0 = heads at 1/2
-    refine_convs: int = 1  # full-resolution 3x3 convs in the refinement (the first sees the input)
+    refine_width: int = 16  # full-resolution conv on [features, fused input]; 0 = heads at 1/2
+    refine_convs: int = 2  # full-resolution 3x3 convs in the refinement (the first sees the input)
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class LossConfig:
     depth_l1: float = 1.0
     depth_ssim: float = 1.0
     depth_grad: float = 1.0
+    depth_log: float = 1.0
     mask_weight: float = 1.0
     depth_weight: float = 1.0
     ssim_window: int = 7
@@ -257,6 +272,9 @@ class TrainConfig:
     best_mode: str = "max"  # "max" or "min"
     log_every: int = 10  # optimizer steps between rows of the CSV log
     num_workers: int | None = None  # DataLoader workers; None: chosen for the machine
+    # torch threads while training on a CPU; None: the cores the loader workers leave (at most
+    # torch's current setting); 0: leave torch's setting
+    threads: int | None = None
     device: str = "auto"  # "auto" (CUDA if available), "cuda" or "cpu"
     tensorboard: bool = True
     max_val_samples: int | None = None  # validate on the first N val samples only (None: all)

@@ -111,6 +111,7 @@ def adapt_first_conv(weight: Tensor, fusion: str) -> Tensor:
         "diff": [weight, zeros],
         "concat_diff": [0.5 * weight, 0.5 * weight, zeros],
         "concat_absdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
+        "concat_logdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
     }
     if fusion not in stacks:
         raise ValueError(f"fusion: expected one of {sorted(stacks)}, got {fusion!r}")

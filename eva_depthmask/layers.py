@@ -15,7 +15,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Channels that each way of fusing bg and fg_bg hands to the first convolution.
-FUSION_CHANNELS = {"concat": 6, "diff": 6, "concat_diff": 9, "concat_absdiff": 12}
+FUSION_CHANNELS = {
+    "concat": 6,
+    "diff": 6,
+    "concat_diff": 9,
+    "concat_absdiff": 12,
+    "concat_logdiff": 12,
+}
+# ``concat_logdiff``'s scale, in normalised units: about one uint8 level (1/255 over a std of ~0.25)
+LOGDIFF_SCALE = 0.015
 
 
 def check_pair(bg: Tensor, fg_bg: Tensor) -> None:
@@ -41,10 +49,14 @@ def fuse_pair(bg: Tensor, fg_bg: Tensor, mode: str) -> Tensor:
     """Stack the pair into one tensor ``(B, FUSION_CHANNELS[mode], H, W)``.
 
     ``concat``: [bg, fg_bg]; ``diff``: [fg_bg, d];
-    ``concat_diff``: [bg, fg_bg, d]; ``concat_absdiff``: [bg, fg_bg, d, |d|]; d = fg_bg - bg.
+    ``concat_diff``: [bg, fg_bg, d]; ``concat_absdiff``: [bg, fg_bg, d, |d|];
+    ``concat_logdiff``: [bg, fg_bg, d, log(1 + |d| / LOGDIFF_SCALE)]; d = fg_bg - bg.
     The difference is where the foreground is, so giving it explicitly saves the first layers
     from having to learn the subtraction; its magnitude |d| is the nonlinearity a mask
-    threshold needs, handed to the full-resolution layers for free.
+    threshold needs, handed to the full-resolution layers for free. The log magnitude spreads the
+    smallest differences (a faint alpha edge changes a pixel by a level or two) as far apart from
+    zero as large ones are from each other, so "exactly equal" and "one level off" are easy to tell
+    apart without a huge first-layer weight.
     """
     if mode == "concat":
         return torch.cat([bg, fg_bg], dim=1)
@@ -55,6 +67,9 @@ def fuse_pair(bg: Tensor, fg_bg: Tensor, mode: str) -> Tensor:
     if mode == "concat_absdiff":
         d = fg_bg - bg
         return torch.cat([bg, fg_bg, d, d.abs()], dim=1)
+    if mode == "concat_logdiff":
+        d = fg_bg - bg
+        return torch.cat([bg, fg_bg, d, torch.log1p(d.abs() / LOGDIFF_SCALE)], dim=1)
     raise ValueError(f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {mode!r}")
 
 

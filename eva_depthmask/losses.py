@@ -2,7 +2,8 @@
 
 Mask: BCE-with-logits + soft Dice (BCE alone lets a small foreground drown in background pixels;
 Dice scores the overlap whatever the foreground's size). Depth: L1 + (1 - SSIM) / 2 + L1 of the
-image gradients (edges). Everything is computed in float32 with autocast off, so the losses are the
+image gradients (edges) + L1 of log depth (relative error: L1 alone is ruled by far pixels, while
+abs-rel and delta1 weigh a near pixel's error as much as a far one's). Everything is computed in float32 with autocast off, so the losses are the
 same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
 """
 
@@ -46,6 +47,13 @@ def depth_l1(pred_depth: Tensor, true_depth: Tensor) -> Tensor:
     """Mean absolute depth error, in depth units (1 = the maximum range)."""
     _check(pred_depth, true_depth, "depth")
     return (pred_depth.float() - true_depth.float()).abs().mean()
+
+
+def depth_log_l1(pred_depth: Tensor, true_depth: Tensor, eps: float = 1e-3) -> Tensor:
+    """Mean ``|log(pred) - log(true)|`` with both clamped to ``eps``: a relative error, ~abs-rel."""
+    _check(pred_depth, true_depth, "depth")
+    pred, true = (x.float().clamp_min(eps).log() for x in (pred_depth, true_depth))
+    return (pred - true).abs().mean()
 
 
 def ssim_window(size: tuple[int, int], window: int) -> int:
@@ -92,18 +100,21 @@ def depth_loss(
     l1: float = 1.0,
     ssim: float = 1.0,
     grad: float = 1.0,
+    log: float = 0.0,
     window: int = 7,
 ) -> Tensor:
-    """``l1 * L1 + ssim * (1 - SSIM) / 2 + grad * gradient L1``."""
+    """``l1 * L1 + ssim * (1 - SSIM) / 2 + grad * gradient L1 + log * L1 of log depth``."""
     return (
         l1 * depth_l1(pred_depth, true_depth)
         + ssim * depth_ssim_loss(pred_depth, true_depth, window)
         + grad * depth_gradient_loss(pred_depth, true_depth)
+        + log * depth_log_l1(pred_depth, true_depth)
     )
 
 
 def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfig) -> dict:
-    """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad (float32)."""
+    """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad, depth_log
+    (float32)."""
     with torch.autocast(device_type=pred["mask"].device.type, enabled=False):
         return {
             "mask_bce": mask_bce(pred["mask"], true_mask),
@@ -113,12 +124,13 @@ def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfi
                 pred["depth"], true_depth, cfg.ssim_window, cfg.ssim_sigma
             ),
             "depth_grad": depth_gradient_loss(pred["depth"], true_depth),
+            "depth_log": depth_log_l1(pred["depth"], true_depth),
         }
 
 
 class DepthMaskLoss(nn.Module):
     """``forward(pred, targets)``: ``pred`` the model's dict, ``targets`` any dict with "mask" and
-    "depth" (a batch of samples). Returns float32 scalars: the five parts (unweighted), "mask" and
+    "depth" (a batch of samples). Returns float32 scalars: the six parts (unweighted), "mask" and
     "depth" (weighted sums of their parts) and "total" = mask_weight * mask + depth_weight * depth.
     """
 
@@ -137,6 +149,7 @@ class DepthMaskLoss(nn.Module):
             c.depth_l1 * parts["depth_l1"]
             + c.depth_ssim * parts["depth_ssim"]
             + c.depth_grad * parts["depth_grad"]
+            + c.depth_log * parts["depth_log"]
         )
         total = c.mask_weight * mask + c.depth_weight * depth
         return {**parts, "mask": mask, "depth": depth, "total": total}

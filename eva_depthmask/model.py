@@ -27,7 +27,13 @@ from eva_depthmask.layers import FUSION_CHANNELS, PairNet, conv_bn_act, fuse_pai
 
 # Variants as data: ModelConfig overrides. "small" is the default config.
 VARIANTS: dict[str, dict] = {
-    "tiny": {"widths": (12, 24, 48, 64), "depths": (0, 1, 1, 1), "decoder_widths": (12, 16, 32)},
+    "tiny": {
+        "widths": (12, 24, 48, 64),
+        "depths": (0, 1, 1, 1),
+        "decoder_widths": (12, 16, 32),
+        "refine_width": 8,
+        "refine_convs": 1,
+    },
     "small": {},
     "base": {
         "widths": (24, 48, 96, 160),

@@ -73,10 +73,18 @@ def sample_keys(n_bg: int, n_fg: int, cfg: DataConfig, split: str = "all") -> li
     return [
         SampleKey(b, f, flip, k)
         for b in bgs
-        for f in range(n_fg)
+        for f in fg_choice(b, n_fg, cfg)
         for flip in flips
         for k in range(cfg.placements)
     ]
+
+
+def fg_choice(bg: int, n_fg: int, cfg: DataConfig) -> list[int]:
+    """The foregrounds pasted on background ``bg``: all of them, or ``cfg.fg_per_bg`` drawn by seed."""
+    if cfg.fg_count(n_fg) == n_fg:
+        return list(range(n_fg))
+    rng = np.random.default_rng([cfg.seed, bg, 0xF6])
+    return sorted(rng.choice(n_fg, cfg.fg_per_bg, replace=False).tolist())
 
 
 class SyntheticSource:

@@ -118,3 +118,6 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert done.returncode == 2 and "none.pt: no such checkpoint file" in done.stderr
     done = run("train", "--stages", "64x4")
     assert done.returncode == 2 and "expected SIZE:EPOCHS:BATCH" in done.stderr
+    done = run("make-data", str(tmp_path / "d"), "--fg-per-bg", "0")
+    assert done.returncode == 2 and done.stderr.startswith("error: DataConfig.fg_per_bg")
+    assert not (tmp_path / "d").exists()

@@ -70,6 +70,21 @@ def test_splits_share_no_background():
     )
 
 
+def test_fg_per_bg_draws_a_fixed_subset_of_foregrounds_per_background():
+    cfg = replace(SMALL, n_bg=8, n_fg=5, fg_per_bg=2, placements=1)
+    ids = QuartetDataset.synthetic(cfg, "all").ids
+    assert len(ids) == cfg.n_samples == 8 * 2 * 2
+    fgs = {b: {i.split("_")[1] for i in ids if i.startswith(f"{b:04d}_")} for b in range(8)}
+    assert all(len(f) == 2 for f in fgs.values())
+    assert len(set().union(*fgs.values())) > 2  # backgrounds differ in their foregrounds
+    assert QuartetDataset.synthetic(cfg, "all").ids == ids  # the draw is seeded
+    reseeded = QuartetDataset.synthetic(replace(cfg, seed=1), "all").ids
+    assert len(reseeded) == len(ids) and reseeded != ids
+    assert len(QuartetDataset.synthetic(replace(cfg, fg_per_bg=9), "all")) == 8 * 5 * 2  # capped
+    with pytest.raises(ValueError, match="fg_per_bg"):
+        replace(cfg, fg_per_bg=0)
+
+
 def test_folder_and_zip_round_trip(full_png):
     folder = full_png.with_suffix("")
     synthetic = QuartetDataset.synthetic(SMALL, "all")

@@ -13,13 +13,14 @@ from eva_depthmask.losses import (
     DepthMaskLoss,
     depth_gradient_loss,
     depth_l1,
+    depth_log_l1,
     depth_ssim_loss,
     mask_bce,
     soft_dice_loss,
     ssim_window,
 )
 
-PARTS = ("mask_bce", "mask_dice", "depth_l1", "depth_ssim", "depth_grad")
+PARTS = ("mask_bce", "mask_dice", "depth_l1", "depth_ssim", "depth_grad", "depth_log")
 
 
 def targets(b=2, h=32, w=32, seed=0):
@@ -69,6 +70,10 @@ def test_known_values():
     assert soft_dice_loss(zeros, mask).item() == pytest.approx(1 - 9 / 17)
     depth = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     assert depth_l1(depth + 0.1, depth).item() == pytest.approx(0.1)
+    # log L1 is relative: twice too far costs log 2 near and far alike; below eps counts as eps
+    near_far = torch.tensor([0.05, 0.8]).view(1, 1, 1, 2)
+    assert depth_log_l1(2 * near_far, near_far).item() == pytest.approx(math.log(2))
+    assert depth_log_l1(torch.zeros(1, 1, 1, 1), torch.full((1, 1, 1, 1), 1e-3)).item() == 0
     ramp = torch.arange(8.0).view(1, 1, 1, 8) * 0.01  # adds 0.01 per column, nothing per row
     assert depth_gradient_loss(depth + ramp, depth).item() == pytest.approx(0.01)
     # Two flat images: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1), C1 = 0.01^2.
@@ -85,7 +90,7 @@ def test_weights_combine_the_parts():
     cfg = replace(LossConfig(), mask_dice=0.0, depth_ssim=2.0, mask_weight=3.0, depth_weight=0.5)
     out = DepthMaskLoss(cfg)(p, t)
     assert out["mask"].item() == pytest.approx(out["mask_bce"].item())
-    depth = out["depth_l1"] + 2 * out["depth_ssim"] + out["depth_grad"]
+    depth = out["depth_l1"] + 2 * out["depth_ssim"] + out["depth_grad"] + out["depth_log"]
     assert out["depth"].item() == pytest.approx(depth.item())
     assert out["total"].item() == pytest.approx(3 * out["mask"].item() + 0.5 * depth.item())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from eva_depthmask.config import ModelConfig, from_dict, to_dict
 from eva_depthmask.encoders import RESNET18_URL, ResNet18Encoder, load_resnet18_weights
-from eva_depthmask.layers import FUSION_CHANNELS, PairNet, fuse_pair
+from eva_depthmask.layers import FUSION_CHANNELS, LOGDIFF_SCALE, PairNet, fuse_pair
 from eva_depthmask.model import MODELS, VARIANTS, DepthMaskNet, build_model
 from eva_depthmask.summary import format_table, model_summary, summary_table
 
@@ -32,7 +33,7 @@ def test_output_shapes_and_ranges(size):
     assert out["depth"].min() >= 0 and out["depth"].max() <= 1
 
 
-@pytest.mark.parametrize("fusion", ["concat", "diff", "concat_diff", "concat_absdiff"])
+@pytest.mark.parametrize("fusion", sorted(FUSION_CHANNELS))
 def test_gradients_reach_both_inputs_and_every_parameter(fusion):
     torch.manual_seed(0)
     model = DepthMaskNet(replace(ModelConfig(), fusion=fusion)).train()
@@ -135,7 +136,7 @@ def torchvision_like_state(tmp_path, seed=0):
     return state, path
 
 
-@pytest.mark.parametrize("fusion", ["concat", "concat_diff", "diff", "concat_absdiff"])
+@pytest.mark.parametrize("fusion", sorted(FUSION_CHANNELS))
 def test_pretrained_resnet18_loads_from_a_local_file(tmp_path, fusion):
     state, path = torchvision_like_state(tmp_path)
     cfg = replace(ModelConfig(), **VARIANTS["resnet18"], fusion=fusion, pretrained=str(path))
@@ -147,6 +148,9 @@ def test_pretrained_resnet18_loads_from_a_local_file(tmp_path, fusion):
         "concat_diff": torch.cat([0.5 * w, 0.5 * w, torch.zeros_like(w)], 1),
         "diff": torch.cat([w, torch.zeros_like(w)], 1),
         "concat_absdiff": torch.cat(
+            [0.5 * w, 0.5 * w, torch.zeros_like(w), torch.zeros_like(w)], 1
+        ),
+        "concat_logdiff": torch.cat(
             [0.5 * w, 0.5 * w, torch.zeros_like(w), torch.zeros_like(w)], 1
         ),
     }[fusion]
@@ -213,8 +217,20 @@ def test_fusion_modes_stack_the_pair():
         fused = fuse_pair(bg, fg_bg, mode)
         assert fused.shape == (1, FUSION_CHANNELS[mode], 2, 2)
         assert fused[0, :, 0, 0].tolist() == values, mode
+    logdiff = fuse_pair(bg, fg_bg, "concat_logdiff")[0, :, 0, 0]
+    assert logdiff[:9].tolist() == per_channel["concat_diff"]
+    assert logdiff[9:].tolist() == pytest.approx([math.log(1 + 2 / LOGDIFF_SCALE)] * 3)
     with pytest.raises(ValueError, match="fusion"):
         fuse_pair(bg, fg_bg, "sum")
+
+
+def test_logdiff_tells_one_level_from_none():
+    # a faint alpha edge changes a pixel by about one uint8 level; equal pixels give exactly 0
+    bg = torch.zeros(1, 3, 1, 2)
+    fg_bg = bg.clone()
+    fg_bg[..., 1] = 1 / 255 / 0.25  # one level, normalised by a typical std
+    mag = fuse_pair(bg, fg_bg, "concat_logdiff")[0, 9:, 0]
+    assert mag[:, 0].tolist() == [0, 0, 0] and (mag[:, 1] > 0.5).all()
 
 
 def test_channels_last_training_with_a_narrow_stem():

@@ -165,3 +165,38 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
         ckpt.load(tmp_path / "ckpt_00000001.pt")
     with pytest.raises(ckpt.CheckpointError, match="no such checkpoint"):
         ckpt.load(tmp_path / "missing.pt")
+
+
+def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
+    from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
+    from eva_depthmask.loaders import TrainData
+    from eva_depthmask.model import DepthMaskNet
+    from eva_depthmask.train import _cores, default_threads, fit
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cpu = torch.device("cpu")
+        assert default_threads(cpu, workers=1) == max(1, min(2, _cores() - 1))
+        assert default_threads(cpu, workers=0, world=_cores()) == 1
+        assert default_threads(torch.device("cuda"), workers=1) == 0  # a GPU run leaves torch be
+        torch.set_num_threads(1)
+        assert default_threads(cpu, workers=0) == 1  # never more than the caller allowed
+
+        torch.set_num_threads(2)
+        seen = []
+        cfg = TrainConfig(
+            stages=((32, 1, 8),),
+            ckpt_dir=str(tmp_path),
+            num_workers=0,
+            threads=1,
+            log_every=1,
+            tensorboard=False,
+        )
+        model = DepthMaskNet(ModelConfig(widths=(8, 16, 16, 16), decoder_widths=(8, 8, 8)))
+        data = TrainData(DataConfig(size=32, n_bg=6, n_fg=2, placements=1))
+        fit(model, data, cfg, callbacks=[lambda row: seen.append(torch.get_num_threads())])
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

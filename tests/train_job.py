@@ -36,6 +36,7 @@ def train_config(ckpt_dir: str) -> TrainConfig:
         ckpt_every=3,
         log_every=1,
         num_workers=int(os.environ.get("JOB_WORKERS", "0")),
+        threads=1,  # whatever the worker count: bit-for-bit comparisons need the same threads
         tensorboard=False,
     )
 

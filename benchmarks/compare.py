@@ -1,0 +1,259 @@
+"""DepthMaskNet against the seed projects' networks, trained the same way on the same data.
+
+Every network is trained by ``fit()`` with one TrainConfig: the same quartets in the same order, the same
+augmentation, loss, optimizer, schedule and number of training images. All are then evaluated on the
+same fixed test split, clean and under the mild and strong background perturbations, next to the
+difference baseline (its threshold fitted on clean val data).
+
+The data is the demo's synthetic recipe (many rooms, few foregrounds each) with as many rooms as
+``--epochs`` epochs of ``--images`` training images in all and ``--test-samples`` test quartets need. Runs
+live in ``--work`` and resume: a killed comparison re-run picks up where it stopped, and a finished
+network is not trained again.
+
+    python benchmarks/compare.py                              # 64 px on this CPU, 2 threads
+    python benchmarks/compare.py --size 224 --device cuda     # on a GPU
+    python benchmarks/compare.py --models depthmasknet session15 --images 4000
+
+Writes benchmarks/results/compare.json (one object per network, plus ``"difference"``), the figure
+docs/compare.png (validation quality against training time) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from eva_depthmask.config import DataConfig, TrainConfig, to_dict  # noqa: E402
+from eva_depthmask.datagen import make_dataset  # noqa: E402
+from eva_depthmask.demo import PLANS  # noqa: E402
+from eva_depthmask.evaluate import fit_difference_threshold, robustness_sweep  # noqa: E402
+from eva_depthmask.loaders import TrainData  # noqa: E402
+from eva_depthmask.losses import DepthMaskLoss  # noqa: E402
+from eva_depthmask.model import MODELS, build_model  # noqa: E402
+from eva_depthmask.runlog import read_log  # noqa: E402
+from eva_depthmask.summary import model_summary  # noqa: E402
+from eva_depthmask.train import fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORKS = ("depthmasknet", "session15", "dilated_pixelshuffle", "s15_unet", "maskdepthgenerator")
+VAL_SAMPLES = 500
+QUALITY = ("mask_iou", "mask_dice", "depth_rmse", "depth_abs_rel", "depth_delta1")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(NETWORKS), choices=list(MODELS))
+    p.add_argument("--size", type=int, default=64, help="image side in pixels")
+    p.add_argument("--images", type=int, default=20_000, help="training images seen per network")
+    p.add_argument("--epochs", type=int, default=4, help="validation points on the curves")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument(
+        "--test-samples", type=int, default=1000, help="at least this many test quartets"
+    )
+    p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".compare")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json")
+    p.add_argument("--figure", type=Path, default=ROOT / "docs" / "compare.png")
+    args = p.parse_args(argv)
+    for name in ("size", "images", "epochs", "batch", "test_samples", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')}: expected a positive integer")
+    return args
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    """The demo's data recipe at ``--size``, with rooms enough for ``--epochs`` epochs of
+    ``--images`` training quartets in all, ``VAL_SAMPLES`` val and ``--test-samples`` test quartets
+    (splits are by room, so the split fractions follow from the room counts)."""
+    base = replace(PLANS["default"].data, size=args.size, seed=args.seed)
+    per_room = base.n_samples // base.n_bg
+    rooms = {
+        "train": math.ceil(args.images / args.epochs / per_room),
+        "val": math.ceil(VAL_SAMPLES / per_room),
+        "test": math.ceil(args.test_samples / per_room),
+    }
+    n_bg = sum(rooms.values())
+    return replace(
+        base,
+        n_bg=n_bg,
+        val_fraction=rooms["val"] / n_bg,
+        test_fraction=rooms["test"] / n_bg,
+    )
+
+
+def train_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
+    """The demo's training recipe for ``--epochs`` epochs at ``--size``."""
+    return replace(
+        PLANS["default"].train,
+        stages=((args.size, args.epochs, args.batch),),
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,  # one setting for all: fit's default would suit small and big nets unequally
+        ckpt_dir=str(run_dir),
+        tensorboard=False,
+        max_val_samples=VAL_SAMPLES,  # the curves' points; the table uses the whole test split
+    )
+
+
+def network_row(
+    name: str, model, log: list[dict], sweep: list[dict], batch: int, size: int
+) -> dict:
+    """One table row: cost, training speed and test quality (clean, mild, strong) of a network."""
+    summary = model_summary(model, size)
+    last = [r for r in log if r["kind"] == "train"][-1]
+    images, seconds = int(last["global_step"]) * batch, float(last["seconds"])
+    level = {r["level"]: r for r in sweep if r["model"] == "model"}
+    return {
+        "name": name,
+        "params": summary["params"],
+        "macs": summary["macs_per_pair"],
+        "train_images": images,
+        "train_seconds": seconds,
+        "train_img_per_s": images / seconds,
+        **{k: level["none"][k] for k in QUALITY},
+        "mask_iou_mild": level["mild"]["mask_iou"],
+        "mask_iou_strong": level["strong"]["mask_iou"],
+    }
+
+
+def difference_row(sweep: list[dict], threshold: float) -> dict:
+    """The difference baseline's row: mask columns only (it predicts no depth and trains nothing)."""
+    level = {r["level"]: r for r in sweep if r["model"] == "difference"}
+    return {
+        "name": "difference",
+        "params": 0,
+        "macs": None,
+        "train_images": 0,
+        "train_seconds": None,
+        "train_img_per_s": None,
+        "mask_iou": level["none"]["mask_iou"],
+        "mask_dice": level["none"]["mask_dice"],
+        "depth_rmse": None,
+        "depth_abs_rel": None,
+        "depth_delta1": None,
+        "mask_iou_mild": level["mild"]["mask_iou"],
+        "mask_iou_strong": level["strong"]["mask_iou"],
+        "threshold": threshold,
+    }
+
+
+def val_curve(log: list[dict]) -> list[dict]:
+    """Validation points of a run: training seconds so far and the metrics of that epoch."""
+    return [
+        {"seconds": float(r["seconds"]), **{k: float(r[k]) for k in QUALITY}}
+        for r in log
+        if r["kind"] == "val"
+    ]
+
+
+def quality_figure(curves: dict[str, list[dict]], title: str):
+    """Validation mask IoU and depth delta1 against training seconds, one line per network."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for ax, key in zip(axes, ("mask_iou", "depth_delta1"), strict=True):
+        for name, points in curves.items():
+            ax.plot([p["seconds"] for p in points], [p[key] for p in points], "o-", label=name)
+        ax.set(xlabel="training time (s)", ylabel=key, title=f"validation {key}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| network | params | GMACs/pair | train img/s | train s | mask IoU | Dice | depth RMSE "
+        "| abs-rel | delta1 | IoU mild | IoU strong |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [
+            r["name"],
+            f"{r['params'] / 1e6:.2f} M" if r["params"] else "-",
+            fmt(r["macs"] and r["macs"] / 1e9, ".3f"),
+            fmt(r["train_img_per_s"], ".1f"),
+            fmt(r["train_seconds"], ".0f"),
+            *(fmt(r[k], ".4f") for k in QUALITY),
+            fmt(r["mask_iou_mild"], ".4f"),
+            fmt(r["mask_iou_strong"], ".4f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = None if args.device == "auto" else args.device
+    data_cfg = data_config(args)
+    work = args.work / f"{args.size}px_{args.images}img_{args.epochs}ep_seed{args.seed}"
+    data = TrainData(make_dataset(work / "data", data_cfg), PLANS["default"].aug)
+    stats = data.stats()
+    threshold = fit_difference_threshold(data.dataset("val", args.size, stats=stats), stats)
+    rows, curves, sweep = [], {}, []
+    for name in args.models:
+        cfg = train_config(args, work / "runs" / name)
+        torch.manual_seed(cfg.seed)
+        model = build_model(name)
+        fit(model, data, cfg, loss_fn=DepthMaskLoss(PLANS["default"].loss))
+        log = read_log(Path(cfg.ckpt_dir) / "log.csv")
+        sweep = robustness_sweep(model, data, args.size, stats, threshold=threshold, device=device)
+        rows.append(network_row(name, model.cpu(), log, sweep, args.batch, args.size))
+        curves[name] = val_curve(log)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    rows.append(difference_row(sweep, threshold))
+    machine = describe_machine(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    run = {
+        "command": " ".join(["python", *sys.argv]) if argv is None else f"main({argv})",
+        "machine": machine,
+        "data": to_dict(data_cfg),
+        "train": to_dict(train_config(args, work / "runs")),
+        "loss": to_dict(PLANS["default"].loss),
+        "aug": to_dict(PLANS["default"].aug),
+        "test_samples": len(data.raw("test", args.size)),
+        "curves": curves,
+    }
+    args.out.with_name(args.out.stem + "_run.json").write_text(json.dumps(run, indent=1))
+    title = (
+        f"{args.size} px, {rows[0]['train_images']:,} training images each ({machine['device']})"
+    )
+    args.figure.parent.mkdir(parents=True, exist_ok=True)
+    quality_figure(curves, title).savefig(args.figure, dpi=90)
+    print(markdown(rows))
+    return rows
+
+
+def describe_machine(args: argparse.Namespace) -> dict:
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    return {
+        "device": torch.cuda.get_device_name() if cuda else f"CPU, {args.threads} thread(s)",
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "load_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+if __name__ == "__main__":
+    main()

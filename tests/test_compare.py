@@ -1,0 +1,92 @@
+"""benchmarks/compare.py end to end on a tiny setting: the table, the JSON, the figure, the resume."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+KEYS = {
+    "name",
+    "params",
+    "macs",
+    "train_img_per_s",
+    "mask_iou",
+    "depth_rmse",
+    "depth_delta1",
+    "mask_iou_mild",
+    "mask_iou_strong",
+}
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(compare, tmp: Path, *extra: str) -> list[dict]:
+    args = ["--size", "32", "--images", "96", "--epochs", "2", "--batch", "16"]
+    args += ["--test-samples", "20", "--threads", "1", "--device", "cpu"]
+    args += ["--work", str(tmp / "work"), "--out", str(tmp / "compare.json")]
+    args += ["--figure", str(tmp / "compare.png"), *extra]
+    threads = torch.get_num_threads()
+    try:
+        return compare.main(args)
+    finally:
+        torch.set_num_threads(threads)  # main() sets the benchmark's thread count
+
+
+@pytest.fixture(scope="module")
+def result(compare, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    return tmp, _run(compare, tmp, "--models", "depthmasknet", "s15_unet")
+
+
+def test_writes_one_row_per_network_and_the_difference_baseline(result):
+    tmp, rows = result
+    written = json.loads((tmp / "compare.json").read_text())
+    assert written == json.loads(json.dumps(rows))
+    assert [r["name"] for r in written] == ["depthmasknet", "s15_unet", "difference"]
+    assert all(set(r) >= KEYS for r in written)
+    nets, diff = written[:2], written[2]
+    for r in nets:
+        assert r["params"] > 0 and r["macs"] > 0 and r["train_img_per_s"] > 0
+        assert r["train_images"] > 0 and r["train_images"] % 16 == 0  # whole batches
+        assert all(0 <= r[k] <= 1 for k in ("mask_iou", "depth_delta1", "mask_iou_strong"))
+    assert nets[0]["train_images"] == nets[1]["train_images"]  # same images seen
+    assert nets[1]["params"] == 2_161_666  # the S15 U-Net as published
+    assert diff["depth_rmse"] is None and diff["train_img_per_s"] is None
+    assert 0 < diff["mask_iou"] <= 1 and diff["mask_iou_strong"] < diff["mask_iou"]
+
+
+def test_records_the_run_and_draws_the_figure(result):
+    tmp, _ = result
+    run = json.loads((tmp / "compare_run.json").read_text())
+    assert run["test_samples"] >= 20
+    assert set(run["curves"]) == {"depthmasknet", "s15_unet"}
+    assert all(len(points) == 2 for points in run["curves"].values())  # one per epoch
+    assert (tmp / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rerun_reuses_finished_training(compare, result):
+    tmp, rows = result
+    again = _run(compare, tmp, "--models", "depthmasknet")
+    assert again[0] == rows[0]  # the same training seconds: nothing was retrained
+
+
+def test_a_fresh_run_repeats_the_quality_columns(compare, result, tmp_path):
+    _, rows = result
+    fresh = _run(compare, tmp_path, "--models", "depthmasknet")
+    quality = [k for k in rows[0] if k.startswith(("mask_", "depth_"))]
+    assert quality and all(fresh[0][k] == pytest.approx(rows[0][k], abs=1e-6) for k in quality)
+
+
+def test_bad_arguments_are_refused_by_name(compare, capsys):
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--images", "0"])
+    assert "--images" in capsys.readouterr().err
