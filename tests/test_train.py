@@ -171,12 +171,14 @@ def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
     from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
     from eva_depthmask.loaders import TrainData
     from eva_depthmask.model import DepthMaskNet
-    from eva_depthmask.train import _cores, default_threads, fit
+    from eva_depthmask.train import _cores, default_threads, default_workers, fit
 
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         cpu = torch.device("cpu")
+        assert default_workers(cpu) == 0  # CPU: load in-process, cached, and train on every core
+        assert default_threads(cpu, workers=0) == min(2, _cores())
         assert default_threads(cpu, workers=1) == max(1, min(2, _cores() - 1))
         assert default_threads(cpu, workers=0, world=_cores()) == 1
         assert default_threads(torch.device("cuda"), workers=1) == 0  # a GPU run leaves torch be
