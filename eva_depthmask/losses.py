@@ -3,8 +3,8 @@
 Mask: BCE-with-logits + soft Dice (BCE alone lets a small foreground drown in background pixels;
 Dice scores the overlap whatever the foreground's size). Depth: L1 + (1 - SSIM) / 2 + L1 of the
 image gradients (edges) + L1 of log depth (relative error: L1 alone is ruled by far pixels, while
-abs-rel and delta1 weigh a near pixel's error as much as a far one's). Everything is computed in float32 with autocast off, so the losses are the
-same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
+abs-rel and delta1 weigh a near pixel's error as much as a far one's). Everything is computed in
+float32 with autocast off, so the losses are the same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
 """
 
 from __future__ import annotations

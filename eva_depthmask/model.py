@@ -4,8 +4,8 @@ DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one enc
 encodes with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip
 + 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
 from one shared full-resolution refinement that sees the fused input again, so mask edges are
-drawn at pixel precision from ``d = fg_bg - bg`` and ``|d|``. ModelConfig() is the "small"
-variant: ~34 M multiply-adds per 64 px pair, 1/60 of the Session-15 network.
+drawn at pixel precision from ``d = fg_bg - bg`` and its log magnitude. ModelConfig() is the
+"small" variant: ~49 M multiply-adds per 64 px pair, 1/42 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
 seed projects' baselines); all share ``forward(bg, fg_bg) -> {"mask", "depth"}``.
@@ -40,9 +40,8 @@ VARIANTS: dict[str, dict] = {
         "depths": (1, 2, 2, 2),
         "decoder_widths": (24, 48, 96),
         "decoder_convs": 2,
-        "refine_width": 16,
     },
-    "resnet18": {"encoder": "resnet18", "decoder_widths": (32, 48, 96, 160), "refine_width": 16},
+    "resnet18": {"encoder": "resnet18", "decoder_widths": (32, 48, 96, 160)},
 }
 
 
