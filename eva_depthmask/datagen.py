@@ -197,19 +197,31 @@ def _paths(key: SampleKey, cfg: DataConfig, photos: bool = False) -> dict[str, s
 
 
 def _write_shared(out: Path, source, cfg: DataConfig) -> None:
-    """Backgrounds and foregrounds, once each (and, for the lazy synthetic layout, each background's
-    exact depth)."""
+    """Foregrounds, and the backgrounds of photo sources, once each. Procedural rooms are rendered
+    where their samples are (``_write_background``): once, and in parallel."""
     for j in range(source.n_fg):
         if not (out / f"fg/{j:04d}.png").exists():
             atomic_write(out / f"fg/{j:04d}.png", encode_image(source.foreground(j), "png"))
+    if source.kind == "synthetic":
+        return
     for i in range(source.n_bg):
         if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
             atomic_write(
                 out / f"bg/{i:04d}.{cfg.image_format}",
                 encode_image(source.bg_image(i), cfg.image_format),
             )
-        if cfg.lazy and source.kind == "synthetic" and not (out / f"depth/bg_{i:04d}.png").exists():
-            atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(source.background(i)[1]))
+
+
+def _write_background(out: Path, source: SyntheticSource, cfg: DataConfig, i: int) -> None:
+    """Room ``i``'s image (and, for the lazy layout, its exact depth), unless already written; two
+    chunks of one room may both write it, and atomic_write makes that harmless."""
+    if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
+        atomic_write(
+            out / f"bg/{i:04d}.{cfg.image_format}",
+            encode_image(source.bg_image(i), cfg.image_format),
+        )
+    if cfg.lazy and not (out / f"depth/bg_{i:04d}.png").exists():
+        atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(source.background(i)[1]))
 
 
 def _write_chunk_job(job: tuple) -> int:
@@ -219,7 +231,9 @@ def _write_chunk_job(job: tuple) -> int:
 def _write_chunk(
     out: Path, source: SyntheticSource, cfg: DataConfig, chunk: list, split_of: dict
 ) -> int:
-    """Render and write one chunk's samples, then record its manifest rows (which marks it done)."""
+    """Render and write one chunk's room and samples, then record its manifest rows (which marks it
+    done). A chunk holds samples of one room (``_chunks``)."""
+    _write_background(out, source, cfg, chunk[0].bg)
     rows = []
     for key in chunk:
         s = source.sample(key)

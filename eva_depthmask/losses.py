@@ -65,12 +65,19 @@ def ssim_window(size: tuple[int, int], window: int) -> int:
 def depth_ssim_loss(
     pred_depth: Tensor, true_depth: Tensor, window: int = 7, sigma: float = 1.5
 ) -> Tensor:
-    """(1 - SSIM) / 2 in [0, 1], Gaussian window of ``window`` px (small: images may be 64 px)."""
+    """(1 - SSIM) / 2 in [0, 1], Gaussian window of ``window`` px (small: images may be 64 px).
+
+    SSIM is the mean over every pixel of every map, as ``pytorch_msssim.ssim`` gives for
+    ``(B, C, H, W)``; the maps go in as the channels of one image because a grouped convolution
+    over B * C channels runs ~6x faster forward and backward on a CPU than B single-channel ones.
+    """
     _check(pred_depth, true_depth, "depth")
-    win = ssim_window(tuple(pred_depth.shape[-2:]), window)
+    h, w = pred_depth.shape[-2:]
+    win = ssim_window((h, w), window)
+    pred, true = (x.float().reshape(1, -1, h, w) for x in (pred_depth, true_depth))
     value = pytorch_msssim.ssim(
-        pred_depth.float(), true_depth.float(), data_range=1.0, win_size=win, win_sigma=sigma
-    )
+        pred, true, data_range=1.0, win_size=win, win_sigma=sigma, size_average=False
+    ).mean()
     return (1 - value) / 2
 
 

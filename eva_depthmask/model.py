@@ -5,7 +5,7 @@ encodes with residual blocks at strides 2..16, decodes with bilinear upsampling 
 + 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
 from one shared full-resolution refinement that sees the fused input again, so mask edges are
 drawn at pixel precision from ``d = fg_bg - bg`` and its log magnitude. ModelConfig() is the
-"small" variant: ~49 M multiply-adds per 64 px pair, 1/42 of the Session-15 network.
+"small" variant: ~48 M multiply-adds per 64 px pair, 1/43 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
 seed projects' baselines); all share ``forward(bg, fg_bg) -> {"mask", "depth"}``.
@@ -130,7 +130,10 @@ class DepthMaskNet(PairNet):
             c_in = FUSION_CHANNELS[cfg.fusion]
             self.refine = Refine(c, c_in, cfg.refine_width, cfg.refine_convs)
             c = cfg.refine_width
-        self.head = nn.Conv2d(c, 2, 3, padding=1)  # channel 0: mask logits, 1: depth logits
+        k = cfg.head_kernel
+        if not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ValueError(f"head_kernel: expected an odd positive int, got {k!r}")
+        self.head = nn.Conv2d(c, 2, k, padding=k // 2)  # channel 0: mask logits, 1: depth logits
 
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
         x_in = fuse_pair(bg, fg_bg, self.cfg.fusion)  # (B, C_in, H, W)

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 import pytest
+import pytorch_msssim
 import torch
 
 from eva_depthmask.config import LossConfig
@@ -82,6 +83,20 @@ def test_known_values():
     expected = (1 - (2 * a * b + c1) / (a * a + b * b + c1)) / 2
     flat = torch.ones(1, 1, 16, 16)
     assert depth_ssim_loss(a * flat, b * flat).item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_ssim_over_a_batch_is_pytorch_msssims_batch_mean():
+    # the maps run as the channels of one image (faster); the loss and its gradient must be those
+    # of pytorch-msssim on the (B, 1, H, W) batch as given
+    g = torch.Generator().manual_seed(3)
+    pred = torch.rand(5, 1, 24, 20, generator=g, requires_grad=True)
+    true = torch.rand(5, 1, 24, 20, generator=g)
+    ours = depth_ssim_loss(pred, true)
+    (grad,) = torch.autograd.grad(ours, pred)
+    ref = (1 - pytorch_msssim.ssim(pred, true, data_range=1.0, win_size=7, win_sigma=1.5)) / 2
+    (ref_grad,) = torch.autograd.grad(ref, pred)
+    assert ours.item() == pytest.approx(ref.item(), abs=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
 
 
 def test_weights_combine_the_parts():

@@ -81,6 +81,8 @@ def test_bad_configs_raise():
         DepthMaskNet(replace(ModelConfig(), encoder="vgg"))
     with pytest.raises(ValueError, match="pretrained"):
         DepthMaskNet(replace(ModelConfig(), pretrained="imagenet"))
+    with pytest.raises(ValueError, match="head_kernel"):
+        DepthMaskNet(replace(ModelConfig(), head_kernel=2))
 
 
 def test_config_round_trips_through_dict():
@@ -103,6 +105,7 @@ def test_registry_builds_every_model_with_the_same_interface():
             out = build_model(name).eval()(bg, fg_bg)
         assert out["mask"].shape == out["depth"].shape == (1, 1, 40, 40), name
     assert build_model("depthmasknet", refine_width=0).refine is None
+    assert build_model("depthmasknet", head_kernel=3).head.kernel_size == (3, 3)
     with pytest.raises(ValueError, match="session15"):
         build_model("no_such_model")
 
