@@ -13,6 +13,8 @@ stopped, and a finished network is not trained again.
     python benchmarks/compare.py                              # 64 px on this CPU, 2 threads
     python benchmarks/compare.py --size 224 --device cuda     # on a GPU
     python benchmarks/compare.py --models depthmasknet session15 --images 4000
+    python benchmarks/compare.py --models depthmasknet --train-seed 1 --out /tmp/seed1.json \
+        --figure /tmp/seed1.png                               # another training seed, same data
 
 Writes benchmarks/results/compare.json (one object per network, plus ``"difference"``), the figure
 docs/compare.png (validation quality against training time) and prints a markdown table.
@@ -68,7 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the data, and by default the training")
+    p.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="initial weights, sample order and augmentation only (default: --seed); the data stays\n"
+        "that of --seed, so runs with several training seeds show the seed-to-seed spread",
+    )
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".compare")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json")
     p.add_argument("--figure", type=Path, default=ROOT / "docs" / "compare.png")
@@ -76,7 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("size", "images", "epochs", "batch", "test_samples", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected a positive integer")
+    if args.train_seed is not None and args.train_seed < 0:
+        p.error("--train-seed: expected a non-negative integer")
     return args
+
+
+def run_name(args: argparse.Namespace, network: str) -> str:
+    """The run folder of ``network``: a training seed of its own gets a folder of its own."""
+    if args.train_seed is None or args.train_seed == args.seed:
+        return network
+    return f"{network}_train{args.train_seed}"
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
@@ -105,7 +123,7 @@ def train_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
     return replace(
         PLANS["default"].train,
         stages=((args.size, args.epochs, args.batch),),
-        seed=args.seed,
+        seed=args.seed if args.train_seed is None else args.train_seed,
         device=args.device,
         threads=args.threads,  # one setting for all: fit's default would suit small and big nets unequally
         ckpt_dir=str(run_dir),
@@ -214,7 +232,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     threshold = fit_difference_threshold(data.dataset("val", args.size, stats=stats), stats)
     rows, curves, sweep = [], {}, []
     for name in args.models:
-        cfg = train_config(args, work / "runs" / name)
+        cfg = train_config(args, work / "runs" / run_name(args, name))
         torch.manual_seed(cfg.seed)
         model = build_model(name)
         fit(model, data, cfg, loss_fn=DepthMaskLoss(PLANS["default"].loss))

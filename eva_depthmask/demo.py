@@ -42,10 +42,10 @@ PLANS = {
     # about 10 minutes on 2 idle CPU cores, data generation included (README: measured)
     "default": DemoPlan(
         # 8,000 rooms with one of the 30 foregrounds each (x 2 flips): depth is learned from rooms,
-        # and with fewer the network memorises them (benchmarks/README.md, T3-T7); PNG, as JPEG's
+        # and with fewer the network memorises them (benchmarks/README.md, T3-T8); PNG, as JPEG's
         # ringing around a pasted object blurs the very edge the mask must find
         DataConfig(size=64, n_bg=8000, n_fg=30, fg_per_bg=1, placements=1, image_format="png"),
-        TrainConfig(stages=((64, 10, 32),), lr=4e-3, ckpt_every=100),
+        TrainConfig(stages=((64, 11, 32),), lr=4e-3, ckpt_every=100),
     ),
     # seconds: a smoke run of the whole pipeline
     "quick": DemoPlan(

@@ -86,7 +86,24 @@ def test_a_fresh_run_repeats_the_quality_columns(compare, result, tmp_path):
     assert quality and all(fresh[0][k] == pytest.approx(rows[0][k], abs=1e-6) for k in quality)
 
 
+def test_another_training_seed_trains_apart_on_the_same_data(compare, result):
+    tmp, rows = result
+    data = sorted(p.name for p in (tmp / "work").iterdir())
+    other = _run(compare, tmp, "--models", "depthmasknet", "--train-seed", "1")
+    assert sorted(p.name for p in (tmp / "work").iterdir()) == data  # no second dataset
+    runs = next((tmp / "work").iterdir()) / "runs"
+    assert (runs / "depthmasknet_train1" / "log.csv").exists()
+    assert other[0]["train_images"] == rows[0]["train_images"]
+    quality = [k for k in rows[0] if k.startswith(("mask_", "depth_"))]
+    assert any(other[0][k] != rows[0][k] for k in quality)  # other weights, other predictions
+    # the seed-0 run is untouched: a re-run of it still reuses it as it was
+    assert _run(compare, tmp, "--models", "depthmasknet")[0] == rows[0]
+
+
 def test_bad_arguments_are_refused_by_name(compare, capsys):
     with pytest.raises(SystemExit):
         compare.parse_args(["--images", "0"])
     assert "--images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--train-seed", "-1"])
+    assert "--train-seed" in capsys.readouterr().err
