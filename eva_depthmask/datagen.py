@@ -202,24 +202,22 @@ def _write_shared(out: Path, source, cfg: DataConfig) -> None:
     for j in range(source.n_fg):
         if not (out / f"fg/{j:04d}.png").exists():
             atomic_write(out / f"fg/{j:04d}.png", encode_image(source.foreground(j), "png"))
-    if source.kind == "synthetic":
-        return
-    for i in range(source.n_bg):
-        if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
-            atomic_write(
-                out / f"bg/{i:04d}.{cfg.image_format}",
-                encode_image(source.bg_image(i), cfg.image_format),
-            )
+    if source.kind == "photos":
+        for i in range(source.n_bg):
+            _write_bg_image(out, source, cfg, i)
+
+
+def _write_bg_image(out: Path, source, cfg: DataConfig, i: int) -> None:
+    """Background ``i``'s image, unless already written (atomically: a second writer is harmless)."""
+    path = out / f"bg/{i:04d}.{cfg.image_format}"
+    if not path.exists():
+        atomic_write(path, encode_image(source.bg_image(i), cfg.image_format))
 
 
 def _write_background(out: Path, source: SyntheticSource, cfg: DataConfig, i: int) -> None:
-    """Room ``i``'s image (and, for the lazy layout, its exact depth), unless already written; two
-    chunks of one room may both write it, and atomic_write makes that harmless."""
-    if not (out / f"bg/{i:04d}.{cfg.image_format}").exists():
-        atomic_write(
-            out / f"bg/{i:04d}.{cfg.image_format}",
-            encode_image(source.bg_image(i), cfg.image_format),
-        )
+    """Room ``i``'s image (and, for the lazy layout, its exact depth); two chunks of one room may
+    both write them, and atomic_write makes that harmless."""
+    _write_bg_image(out, source, cfg, i)
     if cfg.lazy and not (out / f"depth/bg_{i:04d}.png").exists():
         atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(source.background(i)[1]))
 
