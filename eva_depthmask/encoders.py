@@ -103,15 +103,17 @@ def adapt_first_conv(weight: Tensor, fusion: str) -> Tensor:
     """Turn an RGB conv weight ``(O, 3, k, k)`` into one for the fused pair's channels.
 
     Both images get half the RGB weights, so a pair of equal images gives the pretrained response;
-    the difference channels (``d = fg_bg - bg`` and ``|d|``) start at zero and are learned.
+    the difference channels (``d = fg_bg - bg``, its magnitudes) start at zero and are learned.
     """
     zeros = torch.zeros_like(weight)
+    one = zeros[:, :1]  # concat_logdiff_shift's single shift-tolerant channel
     stacks = {
         "concat": [0.5 * weight, 0.5 * weight],
         "diff": [weight, zeros],
         "concat_diff": [0.5 * weight, 0.5 * weight, zeros],
         "concat_absdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
         "concat_logdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
+        "concat_logdiff_shift": [0.5 * weight, 0.5 * weight, zeros, zeros, one],
     }
     if fusion not in stacks:
         raise ValueError(f"fusion: expected one of {sorted(stacks)}, got {fusion!r}")

@@ -4,7 +4,8 @@ DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one enc
 encodes with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip
 + 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
 from one shared full-resolution refinement that sees the fused input again, so mask edges are
-drawn at pixel precision from ``d = fg_bg - bg`` and its log magnitude. ModelConfig() is the
+drawn at pixel precision from ``d = fg_bg - bg``, its log magnitude and the difference left after
+the best small shift of bg (which a moved background shot does not light up). ModelConfig() is the
 "small" variant: ~48 M multiply-adds per 64 px pair, 1/43 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
@@ -112,6 +113,9 @@ class DepthMaskNet(PairNet):
             raise ValueError(
                 f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {cfg.fusion!r}"
             )
+        r = cfg.shift_radius
+        if not isinstance(r, int) or isinstance(r, bool) or r < 0:
+            raise ValueError(f"shift_radius: expected a non-negative int (pixels), got {r!r}")
         self.cfg = cfg
         self.encoder, self.stride = build_encoder(cfg)
         enc = self.encoder.channels
@@ -136,7 +140,7 @@ class DepthMaskNet(PairNet):
         self.head = nn.Conv2d(c, 2, k, padding=k // 2)  # channel 0: mask logits, 1: depth logits
 
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
-        x_in = fuse_pair(bg, fg_bg, self.cfg.fusion)  # (B, C_in, H, W)
+        x_in = fuse_pair(bg, fg_bg, self.cfg.fusion, self.cfg.shift_radius)  # (B, C_in, H, W)
         feats = self.encoder(x_in)  # strides 2, 4, ..., self.stride
         x = feats[-1]
         for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):

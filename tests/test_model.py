@@ -10,7 +10,13 @@ import torch
 
 from eva_depthmask.config import ModelConfig, from_dict, to_dict
 from eva_depthmask.encoders import RESNET18_URL, ResNet18Encoder, load_resnet18_weights
-from eva_depthmask.layers import FUSION_CHANNELS, LOGDIFF_SCALE, PairNet, fuse_pair
+from eva_depthmask.layers import (
+    FUSION_CHANNELS,
+    LOGDIFF_SCALE,
+    PairNet,
+    fuse_pair,
+    shift_tolerant_difference,
+)
 from eva_depthmask.model import MODELS, VARIANTS, DepthMaskNet, build_model
 from eva_depthmask.summary import format_table, model_summary, summary_table
 
@@ -83,6 +89,9 @@ def test_bad_configs_raise():
         DepthMaskNet(replace(ModelConfig(), pretrained="imagenet"))
     with pytest.raises(ValueError, match="head_kernel"):
         DepthMaskNet(replace(ModelConfig(), head_kernel=2))
+    for radius in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="shift_radius"):
+            DepthMaskNet(replace(ModelConfig(), shift_radius=radius))
 
 
 def test_config_round_trips_through_dict():
@@ -156,6 +165,9 @@ def test_pretrained_resnet18_loads_from_a_local_file(tmp_path, fusion):
         "concat_logdiff": torch.cat(
             [0.5 * w, 0.5 * w, torch.zeros_like(w), torch.zeros_like(w)], 1
         ),
+        "concat_logdiff_shift": torch.cat(
+            [0.5 * w, 0.5 * w, torch.zeros_like(w), torch.zeros_like(w), w[:, :1] * 0], 1
+        ),
     }[fusion]
     assert torch.equal(got, expected)
     assert torch.equal(
@@ -223,6 +235,10 @@ def test_fusion_modes_stack_the_pair():
     logdiff = fuse_pair(bg, fg_bg, "concat_logdiff")[0, :, 0, 0]
     assert logdiff[:9].tolist() == per_channel["concat_diff"]
     assert logdiff[9:].tolist() == pytest.approx([math.log(1 + 2 / LOGDIFF_SCALE)] * 3)
+    shift = fuse_pair(bg, fg_bg, "concat_logdiff_shift")  # flat images: no shift helps
+    assert shift.shape == (1, 13, 2, 2)
+    assert torch.equal(shift[:, :12], fuse_pair(bg, fg_bg, "concat_logdiff"))
+    assert shift[0, 12, 0, 0].item() == pytest.approx(math.log(1 + 2 / LOGDIFF_SCALE))
     with pytest.raises(ValueError, match="fusion"):
         fuse_pair(bg, fg_bg, "sum")
 
@@ -234,6 +250,42 @@ def test_logdiff_tells_one_level_from_none():
     fg_bg[..., 1] = 1 / 255 / 0.25  # one level, normalised by a typical std
     mag = fuse_pair(bg, fg_bg, "concat_logdiff")[0, 9:, 0]
     assert mag[:, 0].tolist() == [0, 0, 0] and (mag[:, 1] > 0.5).all()
+
+
+def moved_background_pair(dy: int, dx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A textured bg, and fg_bg = that bg moved by (dy, dx) px with a flat square pasted at
+    rows and columns 12-19 (a background shot that does not line up with the composite)."""
+    bg = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    fg_bg = torch.roll(bg, (dy, dx), dims=(2, 3))
+    fg_bg[..., 12:20, 12:20] = torch.tensor([3.0, -3.0, 3.0]).view(1, 3, 1, 1)
+    return bg, fg_bg
+
+
+def test_shift_tolerant_difference_ignores_a_moved_background():
+    bg, fg_bg = moved_background_pair(1, -2)
+    plain = (fg_bg - bg).abs().amax(1, keepdim=True)
+    e = shift_tolerant_difference(bg, fg_bg, radius=2)
+    assert e.shape == (1, 1, 32, 32)
+    inner = (slice(None), slice(None), slice(3, -3), slice(3, -3))  # away from rolled edges
+    background = torch.ones_like(e, dtype=torch.bool)
+    background[..., 12:20, 12:20] = False
+    assert plain[inner][background[inner]].mean() > 0.5  # |d| lights up the whole room
+    assert e[inner][background[inner]].max() == 0  # one shift lines the background up
+    assert e[..., 12:20, 12:20].min() > 1.0  # the object matches no nearby bg colour
+    # the radius bounds the shifts it forgives; radius 0 is the plain difference
+    assert e.sum() < shift_tolerant_difference(bg, fg_bg, radius=1).sum()
+    assert torch.equal(shift_tolerant_difference(bg, fg_bg, radius=0), plain)
+    with pytest.raises(ValueError, match="radius"):
+        shift_tolerant_difference(bg, fg_bg, radius=-1)
+
+
+def test_shift_tolerant_difference_needs_every_channel_at_one_shift():
+    # red matches one pixel to the left, green one pixel to the right: no single shift fits both
+    bg = torch.zeros(1, 3, 1, 3)
+    bg[0, 0, 0, 0], bg[0, 1, 0, 2] = 1.0, 1.0
+    fg_bg = torch.zeros(1, 3, 1, 3)
+    fg_bg[0, :2, 0, 1] = 1.0
+    assert shift_tolerant_difference(bg, fg_bg, radius=1)[0, 0, 0, 1].item() == 1.0
 
 
 def test_channels_last_training_with_a_narrow_stem():
