@@ -106,14 +106,14 @@ def adapt_first_conv(weight: Tensor, fusion: str) -> Tensor:
     the difference channels (``d = fg_bg - bg``, its magnitudes) start at zero and are learned.
     """
     zeros = torch.zeros_like(weight)
-    one = zeros[:, :1]  # concat_logdiff_shift's single shift-tolerant channel
+    e_zeros = zeros[:, :1]  # concat_logdiff_shift's one shift-tolerant channel
     stacks = {
         "concat": [0.5 * weight, 0.5 * weight],
         "diff": [weight, zeros],
         "concat_diff": [0.5 * weight, 0.5 * weight, zeros],
         "concat_absdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
         "concat_logdiff": [0.5 * weight, 0.5 * weight, zeros, zeros],
-        "concat_logdiff_shift": [0.5 * weight, 0.5 * weight, zeros, zeros, one],
+        "concat_logdiff_shift": [0.5 * weight, 0.5 * weight, zeros, zeros, e_zeros],
     }
     if fusion not in stacks:
         raise ValueError(f"fusion: expected one of {sorted(stacks)}, got {fusion!r}")

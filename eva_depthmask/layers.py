@@ -95,10 +95,10 @@ def shift_tolerant_difference(bg: Tensor, fg_bg: Tensor, radius: int) -> Tensor:
     Where the background shot is the composite's own, it is 0 outside the object, like |d|; where
     the shot moved by up to ``radius`` px, it stays 0 on the background (some shift lines the two
     up) while the object, whose colours are nowhere near in bg, keeps a large value. All three
-    channels must match at one shift, so a pixel cannot match red here and green there. The pair
-    is plain data (no gradient flows into it), so it runs without autograd.
+    channels must match at one shift, so a pixel cannot match red here and green there. It runs
+    without autograd: the pair is data, and no gradient flows back through this channel.
     """
-    if not isinstance(radius, int) or radius < 0:
+    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
         raise ValueError(f"radius: expected a non-negative int (pixels), got {radius!r}")
     # contiguous (B, C, H, W): the shifted slices of a channels_last tensor run ~3x slower
     bg, fg_bg = bg.contiguous(), fg_bg.contiguous()
