@@ -87,6 +87,12 @@ def _layout(x: Tensor) -> torch.memory_format:
     return torch.channels_last if last else torch.contiguous_format
 
 
+def check_radius(radius, name: str = "radius") -> None:
+    """Raise ValueError naming ``name`` unless ``radius`` is a non-negative int (pixels)."""
+    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
+        raise ValueError(f"{name}: expected a non-negative int (pixels), got {radius!r}")
+
+
 @torch.no_grad()
 def shift_tolerant_difference(bg: Tensor, fg_bg: Tensor, radius: int) -> Tensor:
     """``(B, 1, H, W)``: the smallest ``max_c |fg_bg - bg shifted by (dy, dx)|`` over every shift
@@ -98,8 +104,7 @@ def shift_tolerant_difference(bg: Tensor, fg_bg: Tensor, radius: int) -> Tensor:
     channels must match at one shift, so a pixel cannot match red here and green there. It runs
     without autograd: the pair is data, and no gradient flows back through this channel.
     """
-    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
-        raise ValueError(f"radius: expected a non-negative int (pixels), got {radius!r}")
+    check_radius(radius)
     # contiguous (B, C, H, W): the shifted slices of a channels_last tensor run ~3x slower
     bg, fg_bg = bg.contiguous(), fg_bg.contiguous()
     h, w = bg.shape[-2:]

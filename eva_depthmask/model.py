@@ -24,7 +24,14 @@ from torch import Tensor, nn
 from eva_depthmask import baselines
 from eva_depthmask.config import ModelConfig
 from eva_depthmask.encoders import ResidualEncoder, ResNet18Encoder, load_resnet18_weights
-from eva_depthmask.layers import FUSION_CHANNELS, PairNet, conv_bn_act, fuse_pair, upsample_to
+from eva_depthmask.layers import (
+    FUSION_CHANNELS,
+    PairNet,
+    check_radius,
+    conv_bn_act,
+    fuse_pair,
+    upsample_to,
+)
 
 # Variants as data: ModelConfig overrides. "small" is the default config.
 VARIANTS: dict[str, dict] = {
@@ -113,9 +120,7 @@ class DepthMaskNet(PairNet):
             raise ValueError(
                 f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {cfg.fusion!r}"
             )
-        r = cfg.shift_radius
-        if not isinstance(r, int) or isinstance(r, bool) or r < 0:
-            raise ValueError(f"shift_radius: expected a non-negative int (pixels), got {r!r}")
+        check_radius(cfg.shift_radius, "shift_radius")
         self.cfg = cfg
         self.encoder, self.stride = build_encoder(cfg)
         enc = self.encoder.channels
