@@ -91,10 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_name(args: argparse.Namespace, network: str) -> str:
-    """The run folder of ``network``: a training seed of its own gets a folder of its own."""
+    """The run folder of ``network``: a batch size or a training seed of its own gets a folder of
+    its own (fit() resumes from a folder's checkpoints, so two recipes must never share one)."""
+    name = f"{network}_b{args.batch}"
     if args.train_seed is None or args.train_seed == args.seed:
-        return network
-    return f"{network}_train{args.train_seed}"
+        return name
+    return f"{name}_train{args.train_seed}"
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:

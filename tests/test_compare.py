@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from eva_depthmask.runlog import read_log
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
 KEYS = {
     "name",
@@ -92,12 +94,25 @@ def test_another_training_seed_trains_apart_on_the_same_data(compare, result):
     other = _run(compare, tmp, "--models", "depthmasknet", "--train-seed", "1")
     assert sorted(p.name for p in (tmp / "work").iterdir()) == data  # no second dataset
     runs = next((tmp / "work").iterdir()) / "runs"
-    assert (runs / "depthmasknet_train1" / "log.csv").exists()
+    assert (runs / "depthmasknet_b16_train1" / "log.csv").exists()
     assert other[0]["train_images"] == rows[0]["train_images"]
     quality = [k for k in rows[0] if k.startswith(("mask_", "depth_"))]
     assert any(other[0][k] != rows[0][k] for k in quality)  # other weights, other predictions
     # the seed-0 run is untouched: a re-run of it still reuses it as it was
     assert _run(compare, tmp, "--models", "depthmasknet")[0] == rows[0]
+
+
+def test_another_batch_size_trains_apart(compare, result):
+    tmp, rows = result
+    other = _run(compare, tmp, "--models", "depthmasknet", "--batch", "8")
+    runs = next((tmp / "work").iterdir()) / "runs"
+    assert (runs / "depthmasknet_b8" / "log.csv").exists()  # not resumed from the batch-16 run
+    assert other[0]["train_images"] == rows[0]["train_images"]  # the same images seen
+    steps = [
+        int(read_log(runs / run / "log.csv")[-1]["global_step"])
+        for run in ("depthmasknet_b16", "depthmasknet_b8")
+    ]
+    assert steps[1] == 2 * steps[0]
 
 
 def test_bad_arguments_are_refused_by_name(compare, capsys):
