@@ -99,6 +99,9 @@ class ModelConfig:
     refine_width: int = 16  # full-resolution conv on [features, fused input]; 0 = heads at 1/2
     refine_convs: int = 2  # full-resolution 3x3 convs in the refinement (the first sees the input)
     head_kernel: int = 1  # mask + depth head conv (odd); 3 was no better and 6 % slower (K4)
+    # one depth per image pooled over the object's pixels and blended in where the mask is
+    # (layers.pool_object_depth): delta1 0.855 -> 0.866, mean of five training seeds (K18)
+    object_depth: bool = True
 
 
 @dataclass(frozen=True)

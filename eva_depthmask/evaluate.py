@@ -154,7 +154,8 @@ def build_from_config(model_config: dict) -> nn.Module:
     """Rebuild an architecture from a checkpoint's ``model_config`` (class name + its config)."""
     name, cfg = model_config["name"], model_config.get("config")
     if name == "DepthMaskNet":
-        return DepthMaskNet(from_dict(ModelConfig, cfg))
+        # a checkpoint written before object_depth existed has a two-channel head
+        return DepthMaskNet(from_dict(ModelConfig, {"object_depth": False, **cfg}))
     for cls in baselines.BASELINES.values():
         if cls.__name__ == name:
             return cls()

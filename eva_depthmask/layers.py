@@ -119,6 +119,24 @@ def shift_tolerant_difference(bg: Tensor, fg_bg: Tensor, radius: int) -> Tensor:
     return best
 
 
+def pool_object_depth(depth_logits: Tensor, score_logits: Tensor, mask_logits: Tensor) -> Tensor:
+    """Depth logits with one pooled value per image blended in where the mask is.
+
+    A foreground standing in a room is at one z-distance (its true depth varies by ~0.002 across
+    it), but convolutions predict it pixel by pixel and spread it (std ~0.04; benchmarks/README.md,
+    D6). Here a softmax over ``score_logits + log sigmoid(mask_logits)`` (the object's own pixels,
+    weighted by a learned score) pools ``depth_logits`` into one value per image, and
+    ``sigmoid(mask_logits)`` blends it in. The mask is detached: depth's loss must not move it.
+    One value per image: the course's quartets hold one foreground each (several at different
+    depths would share it; ``ModelConfig.object_depth=False`` for such data).
+    All ``(B, 1, H, W)``; returns ``(B, 1, H, W)`` float32 logits.
+    """
+    pix, mask = depth_logits.float(), mask_logits.detach().float()
+    weights = torch.softmax((score_logits.float() + F.logsigmoid(mask)).flatten(1), dim=1)
+    pooled = (weights * pix.flatten(1)).sum(1).view(-1, 1, 1, 1)
+    return torch.lerp(pix, pooled.expand_as(pix), torch.sigmoid(mask))
+
+
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Replicate-pad the bottom and right of ``(B, C, H, W)`` so H and W divide by ``multiple``."""
     h, w = x.shape[-2:]

@@ -5,7 +5,8 @@ encodes with residual blocks at strides 2..16, decodes with bilinear upsampling 
 + 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
 from one shared full-resolution refinement that sees the fused input again, so mask edges are
 drawn at pixel precision from ``d = fg_bg - bg``, its log magnitude and the difference left after
-the best small shift of bg (which a moved background shot does not light up). ModelConfig() is the
+the best small shift of bg (which a moved background shot does not light up); the object's depth is
+pooled into one value over its own pixels (``layers.pool_object_depth``). ModelConfig() is the
 "small" variant: ~48 M multiply-adds per 64 px pair, 1/43 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
@@ -30,6 +31,7 @@ from eva_depthmask.layers import (
     check_radius,
     conv_bn_act,
     fuse_pair,
+    pool_object_depth,
     upsample_to,
 )
 
@@ -142,7 +144,8 @@ class DepthMaskNet(PairNet):
         k = cfg.head_kernel
         if not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ValueError(f"head_kernel: expected an odd positive int, got {k!r}")
-        self.head = nn.Conv2d(c, 2, k, padding=k // 2)  # channel 0: mask logits, 1: depth logits
+        # channel 0: mask logits, 1: depth logits, 2: object-depth pooling score (object_depth)
+        self.head = nn.Conv2d(c, 3 if cfg.object_depth else 2, k, padding=k // 2)
 
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
         x_in = fuse_pair(bg, fg_bg, self.cfg.fusion, self.cfg.shift_radius)  # (B, C_in, H, W)
@@ -155,7 +158,10 @@ class DepthMaskNet(PairNet):
         out = self.head(x)
         if self.refine is None:  # the head ran at stride 2
             out = upsample_to(out, x_in.shape[-2:])
-        return out[:, :1], out[:, 1:]
+        mask, depth = out[:, :1], out[:, 1:2]
+        if self.cfg.object_depth:
+            depth = pool_object_depth(depth, out[:, 2:], mask)
+        return mask, depth
 
 
 def depthmasknet(

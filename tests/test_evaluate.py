@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
+from eva_depthmask import checkpoint as ckpt
 from eva_depthmask import viz
 from eva_depthmask.browser import PredictionBrowser
 from eva_depthmask.checkpoint import CheckpointError
@@ -115,6 +117,13 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     assert predictor(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))[
         "mask"
     ].shape == (40, 40)
+    # a checkpoint written before ModelConfig.object_depth existed: two head channels, no field
+    state = ckpt.load(tmp_path / "run" / "best.pt")
+    old = DepthMaskNet(replace(model.cfg, object_depth=False))
+    state["model"] = old.state_dict()
+    del state["model_config"]["config"]["object_depth"]
+    ckpt.save(tmp_path / "old.pt", state)
+    assert Predictor.from_checkpoint(tmp_path / "old.pt").model.head.out_channels == 2
     torch.save(model.state_dict(), tmp_path / "weights_only.pt")
     with pytest.raises(CheckpointError, match="weights_only.pt: not an eva_depthmask checkpoint"):
         Predictor.from_checkpoint(tmp_path / "weights_only.pt")

@@ -1,4 +1,5 @@
-"""DepthMaskNet: shapes at odd sizes, gradients, input checks, registry, ResNet-18, summary."""
+"""DepthMaskNet: shapes at odd sizes, gradients, input checks, registry, ResNet-18, summary,
+object-depth pooling."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from eva_depthmask.layers import (
     LOGDIFF_SCALE,
     PairNet,
     fuse_pair,
+    pool_object_depth,
     shift_tolerant_difference,
 )
 from eva_depthmask.model import MODELS, VARIANTS, DepthMaskNet, build_model
@@ -298,3 +300,33 @@ def test_channels_last_training_with_a_narrow_stem():
     out = model(bg, fg_bg)
     (out["mask"].mean() + out["depth"].mean()).backward()
     assert model.encoder.stages[0][0].downsample[1].weight.grad.abs().sum() > 0
+
+
+def test_object_depth_is_one_value_over_the_object_and_untouched_elsewhere():
+    depth = torch.randn(2, 1, 8, 8)
+    mask = torch.full((2, 1, 8, 8), -30.0)
+    mask[:, :, 2:6, 3:5] = 30.0  # a confident 4 x 2 object
+    score = torch.zeros(2, 1, 8, 8)
+    out = pool_object_depth(depth, score, mask)
+    inside = mask > 0
+    for i in range(2):
+        # uniform scores: the object's own pixels, averaged; the room keeps its per-pixel depth
+        assert torch.allclose(out[i][inside[i]], depth[i][inside[i]].mean().expand(8), atol=1e-5)
+        assert torch.allclose(out[i][~inside[i]], depth[i][~inside[i]], atol=1e-5)
+    score[:, :, 5, 3] = 50.0  # a score peak on one object pixel picks that pixel's depth
+    assert torch.allclose(pool_object_depth(depth, score, mask)[:, :, 2, 4], depth[:, :, 5, 3])
+    score[:, :, 0, 0] = 50.0  # ...but a peak outside the object cannot pull the room in
+    pooled = pool_object_depth(depth, score, mask)[:, :, 2, 4]
+    assert torch.allclose(pooled, depth[:, :, 5, 3], atol=1e-4)
+
+
+def test_object_depth_does_not_train_the_mask_and_old_heads_still_build():
+    depth, score = torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4, requires_grad=True)
+    mask = torch.randn(1, 1, 4, 4, requires_grad=True)
+    pool_object_depth(depth, score, mask).sum().backward()
+    assert mask.grad is None and score.grad is not None
+    assert build_model("depthmasknet").head.out_channels == 3
+    off = build_model("depthmasknet", object_depth=False)
+    assert off.head.out_channels == 2
+    bg, fg_bg = pair(1, 32, 32)
+    assert off(bg, fg_bg)["depth"].shape == (1, 1, 32, 32)
