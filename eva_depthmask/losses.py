@@ -2,9 +2,12 @@
 
 Mask: BCE-with-logits + soft Dice (BCE alone lets a small foreground drown in background pixels;
 Dice scores the overlap whatever the foreground's size). Depth: L1 + (1 - SSIM) / 2 + L1 of the
-image gradients (edges) + L1 of log depth (relative error: L1 alone is ruled by far pixels, while
-abs-rel and delta1 weigh a near pixel's error as much as a far one's). Everything is computed in
-float32 with autocast off, so the losses are the same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
+image gradients (edges) + the scale-invariant log error of each image (Eigen et al. 2014, as BTS
+and AdaBins train with it). L1 alone is ruled by far pixels; the log error weighs a near pixel's
+relative error as abs-rel and delta1 do, and its scale-invariant form lets the depth's shape be
+learned apart from each image's overall scale, which one picture shows only weakly
+(benchmarks/README.md, D7 and L6). Everything is computed in float32 with autocast off, so the losses
+are the same under bf16 autocast. Shapes: predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
 """
 
 from __future__ import annotations
@@ -54,6 +57,22 @@ def depth_log_l1(pred_depth: Tensor, true_depth: Tensor, eps: float = 1e-3) -> T
     _check(pred_depth, true_depth, "depth")
     pred, true = (x.float().clamp_min(eps).log() for x in (pred_depth, true_depth))
     return (pred - true).abs().mean()
+
+
+def depth_silog(
+    pred_depth: Tensor, true_depth: Tensor, lam: float = 0.85, eps: float = 1e-3
+) -> Tensor:
+    """Scale-invariant log error, the batch mean of ``sqrt(mean(d^2) - lam * mean(d)^2)`` per image,
+    ``d = log(pred) - log(true)`` over the image's pixels (both clamped to ``eps``).
+
+    ``lam = 1`` ignores each image's overall scale, ``lam = 0`` is the root mean square log error;
+    0.85 (BTS's choice) keeps a little of the scale, which the L1 term also anchors.
+    """
+    _check(pred_depth, true_depth, "depth")
+    pred, true = (x.float().clamp_min(eps).log().flatten(1) for x in (pred_depth, true_depth))
+    d = pred - true
+    var = (d**2).mean(1) - lam * d.mean(1) ** 2
+    return var.clamp_min(1e-12).sqrt().mean()
 
 
 def ssim_window(size: tuple[int, int], window: int) -> int:
@@ -108,20 +127,24 @@ def depth_loss(
     ssim: float = 1.0,
     grad: float = 1.0,
     log: float = 0.0,
+    silog: float = 0.0,
     window: int = 7,
+    silog_lambda: float = 0.85,
 ) -> Tensor:
-    """``l1 * L1 + ssim * (1 - SSIM) / 2 + grad * gradient L1 + log * L1 of log depth``."""
+    """``l1 * L1 + ssim * (1 - SSIM) / 2 + grad * gradient L1 + log * L1 of log depth + silog *
+    scale-invariant log error``."""
     return (
         l1 * depth_l1(pred_depth, true_depth)
         + ssim * depth_ssim_loss(pred_depth, true_depth, window)
         + grad * depth_gradient_loss(pred_depth, true_depth)
         + log * depth_log_l1(pred_depth, true_depth)
+        + silog * depth_silog(pred_depth, true_depth, silog_lambda)
     )
 
 
 def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfig) -> dict:
-    """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad, depth_log
-    (float32)."""
+    """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad, depth_log,
+    depth_silog (float32)."""
     with torch.autocast(device_type=pred["mask"].device.type, enabled=False):
         return {
             "mask_bce": mask_bce(pred["mask"], true_mask),
@@ -132,12 +155,13 @@ def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfi
             ),
             "depth_grad": depth_gradient_loss(pred["depth"], true_depth),
             "depth_log": depth_log_l1(pred["depth"], true_depth),
+            "depth_silog": depth_silog(pred["depth"], true_depth, cfg.silog_lambda),
         }
 
 
 class DepthMaskLoss(nn.Module):
     """``forward(pred, targets)``: ``pred`` the model's dict, ``targets`` any dict with "mask" and
-    "depth" (a batch of samples). Returns float32 scalars: the six parts (unweighted), "mask" and
+    "depth" (a batch of samples). Returns float32 scalars: the seven parts (unweighted), "mask" and
     "depth" (weighted sums of their parts) and "total" = mask_weight * mask + depth_weight * depth.
     """
 
@@ -157,6 +181,7 @@ class DepthMaskLoss(nn.Module):
             + c.depth_ssim * parts["depth_ssim"]
             + c.depth_grad * parts["depth_grad"]
             + c.depth_log * parts["depth_log"]
+            + c.depth_silog * parts["depth_silog"]
         )
         total = c.mask_weight * mask + c.depth_weight * depth
         return {**parts, "mask": mask, "depth": depth, "total": total}

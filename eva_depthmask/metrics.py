@@ -12,6 +12,12 @@ Conventions (say these when quoting numbers):
   max(p / t, t / p) < 1.25^k, with p and t floored at ``EPS`` (depth 0 would divide by zero).
 - ``depth_delta{1,2,3}_seed``: the seed projects' convention, both maps clamped to [0.1, 1]
   before the ratio, so these numbers can be set beside theirs.
+- ``depth_scale_log``: mean over samples of |log s|, with s = median over the sample's pixels of
+  t / p, the sample's scale error: one picture rarely shows the camera's height and field of view,
+  and a monocular network that misjudges them is off by one factor over the whole map.
+- ``depth_rmse_aligned``, ``depth_abs_rel_aligned``, ``depth_delta1_aligned``: the same errors after
+  each prediction is multiplied by its s ("median scaling", Zhou et al. 2017), i.e. the depth's
+  shape with the scale error taken out; the usual numbers for relative-depth teachers.
 
 Every value is a ratio of sums, and the sums add over batches and processes, so the result does
 not depend on how the data is batched or split across workers.
@@ -29,11 +35,9 @@ SEED_CLAMP = (0.1, 1.0)  # the seed projects clamp both maps to this range befor
 THRESHOLDS = (1.25, 1.25**2, 1.25**3)
 
 MASK_SUMS = ("tp", "fp", "fn", "tn", "iou_sum")
-DEPTH_SUMS = (
-    ("sq_err", "abs_err", "abs_rel", "log10")
-    + tuple(f"delta{k}" for k in (1, 2, 3))
-    + tuple(f"delta{k}_seed" for k in (1, 2, 3))
-)
+DELTA_SUMS = tuple(f"delta{k}" for k in (1, 2, 3)) + tuple(f"delta{k}_seed" for k in (1, 2, 3))
+ALIGNED_SUMS = ("sq_err_aligned", "abs_rel_aligned", "delta1_aligned")
+DEPTH_SUMS = ("sq_err", "abs_err", "abs_rel", "log10", *DELTA_SUMS, *ALIGNED_SUMS, "scale_log")
 SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS)
 
 
@@ -60,7 +64,8 @@ def mask_sums(pred_logits: Tensor, true_mask: Tensor) -> dict[str, Tensor]:
 
 
 def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict[str, Tensor]:
-    """Per-sample float64 sums ``(B,)`` over pixels of the error terms in ``DEPTH_SUMS``."""
+    """Per-sample float64 sums ``(B,)`` over pixels of the error terms in ``DEPTH_SUMS``, except
+    ``scale_log``: the sample's own |log median(t / p)|, one value per sample."""
     _check(pred_depth, true_depth, "depth")
     p, t = pred_depth.double().flatten(1), true_depth.double().flatten(1)
     err = p - t
@@ -77,6 +82,28 @@ def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict
     for k, thr in enumerate(THRESHOLDS, start=1):
         out[f"delta{k}"] = (ratio < thr).sum(1).double()
         out[f"delta{k}_seed"] = (ratio_seed < thr).sum(1).double()
+    scale = (tf / pf).median(dim=1, keepdim=True).values  # (B, 1): the sample's median t / p
+    pa = pf * scale
+    out["sq_err_aligned"] = ((pa - tf) ** 2).sum(1)
+    out["abs_rel_aligned"] = ((pa - tf).abs() / tf).sum(1)
+    out["delta1_aligned"] = (torch.maximum(pa / tf, tf / pa) < THRESHOLDS[0]).sum(1).double()
+    out["scale_log"] = scale.log().abs().squeeze(1)  # per sample, not per pixel
+    return out
+
+
+def _depth_values(s: dict, pixels, samples) -> dict:
+    """Depth metric values from sums (floats, or ``(B,)`` tensors for per-sample values)."""
+    out = {
+        "depth_rmse": (s["sq_err"] / pixels) ** 0.5,
+        "depth_mae": s["abs_err"] / pixels,
+        "depth_abs_rel": s["abs_rel"] / pixels,
+        "depth_log10": s["log10"] / pixels,
+    }
+    out.update({f"depth_{k}": s[k] / pixels for k in DELTA_SUMS})
+    out["depth_rmse_aligned"] = (s["sq_err_aligned"] / pixels) ** 0.5
+    out["depth_abs_rel_aligned"] = s["abs_rel_aligned"] / pixels
+    out["depth_delta1_aligned"] = s["delta1_aligned"] / pixels
+    out["depth_scale_log"] = s["scale_log"] / samples
     return out
 
 
@@ -90,13 +117,11 @@ def sums_to_metrics(s: dict[str, Tensor | float]) -> dict[str, float]:
         "mask_dice": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
         "mask_acc": (tp + tn) / n if n else float("nan"),
         "mask_iou_sample": s["iou_sum"] / s["samples"] if s["samples"] else float("nan"),
-        "depth_rmse": (s["sq_err"] / n) ** 0.5 if n else float("nan"),
-        "depth_mae": s["abs_err"] / n if n else float("nan"),
-        "depth_abs_rel": s["abs_rel"] / n if n else float("nan"),
-        "depth_log10": s["log10"] / n if n else float("nan"),
     }
-    for key in DEPTH_SUMS[4:]:
-        out[f"depth_{key}"] = s[key] / n if n else float("nan")
+    if n:
+        out.update(_depth_values(s, n, s["samples"]))
+    else:
+        out.update({k: float("nan") for k in _depth_values(dict.fromkeys(DEPTH_SUMS, 0.0), 1, 1)})
     return out
 
 
@@ -113,12 +138,8 @@ def _per_sample(s: dict[str, Tensor], pixels: float) -> dict[str, Tensor]:
         "mask_iou": torch.where(union > 0, tp / union.clamp(min=1), one),
         "mask_dice": torch.where(union > 0, 2 * tp / (union + tp).clamp(min=1), one),
         "mask_acc": (tp + tn) / pixels,
-        "depth_rmse": (s["sq_err"] / pixels).sqrt(),
-        "depth_mae": s["abs_err"] / pixels,
-        "depth_abs_rel": s["abs_rel"] / pixels,
-        "depth_log10": s["log10"] / pixels,
     }
-    out.update({f"depth_{k}": s[k] / pixels for k in DEPTH_SUMS[4:]})
+    out.update(_depth_values(s, pixels, 1.0))
     return out
 
 

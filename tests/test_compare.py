@@ -49,7 +49,7 @@ def result(compare, tmp_path_factory):
     return tmp, _run(compare, tmp, "--models", "depthmasknet", "s15_unet")
 
 
-def test_writes_one_row_per_network_and_the_difference_baseline(result):
+def test_writes_one_row_per_network_and_the_difference_baseline(compare, result):
     tmp, rows = result
     written = json.loads((tmp / "compare.json").read_text())
     assert written == json.loads(json.dumps(rows))
@@ -60,9 +60,11 @@ def test_writes_one_row_per_network_and_the_difference_baseline(result):
         assert r["params"] > 0 and r["macs"] > 0 and r["train_img_per_s"] > 0
         assert r["train_images"] > 0 and r["train_images"] % 16 == 0  # whole batches
         assert all(0 <= r[k] <= 1 for k in ("mask_iou", "depth_delta1", "mask_iou_strong"))
+        assert 0 <= r["depth_delta1_aligned"] <= 1 and r["depth_scale_log"] >= 0
     assert nets[0]["train_images"] == nets[1]["train_images"]  # same images seen
     assert nets[1]["params"] == 2_161_666  # the S15 U-Net as published
     assert diff["depth_rmse"] is None and diff["train_img_per_s"] is None
+    assert all(diff[k] is None for k in compare.ALIGNED)
     assert 0 < diff["mask_iou"] <= 1 and diff["mask_iou_strong"] < diff["mask_iou"]
 
 
@@ -122,3 +124,12 @@ def test_bad_arguments_are_refused_by_name(compare, capsys):
     with pytest.raises(SystemExit):
         compare.parse_args(["--train-seed", "-1"])
     assert "--train-seed" in capsys.readouterr().err
+
+
+def test_the_markdown_table_has_a_cell_under_every_header(compare, result):
+    _, rows = result
+    lines = compare.markdown(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    widths = {line.count("|") for line in lines}
+    assert widths == {lines[0].count("|")}, lines
+    assert lines[-1].startswith("| difference |")

@@ -15,13 +15,17 @@ from eva_depthmask.losses import (
     depth_gradient_loss,
     depth_l1,
     depth_log_l1,
+    depth_silog,
     depth_ssim_loss,
     mask_bce,
     soft_dice_loss,
     ssim_window,
 )
 
-PARTS = ("mask_bce", "mask_dice", "depth_l1", "depth_ssim", "depth_grad", "depth_log")
+PARTS = (
+    *("mask_bce", "mask_dice"),
+    *("depth_l1", "depth_ssim", "depth_grad", "depth_log", "depth_silog"),
+)
 
 
 def targets(b=2, h=32, w=32, seed=0):
@@ -75,6 +79,16 @@ def test_known_values():
     near_far = torch.tensor([0.05, 0.8]).view(1, 1, 1, 2)
     assert depth_log_l1(2 * near_far, near_far).item() == pytest.approx(math.log(2))
     assert depth_log_l1(torch.zeros(1, 1, 1, 1), torch.full((1, 1, 1, 1), 1e-3)).item() == 0
+    # scale-invariant log error: a uniform ratio r costs sqrt(1 - lam) * log r, a shape error of
+    # +-a in log depth costs a whatever lam; per image, then the batch mean
+    assert depth_silog(2 * near_far, near_far, lam=1.0).item() == pytest.approx(0.0, abs=1e-5)
+    assert depth_silog(2 * near_far, near_far, lam=0.0).item() == pytest.approx(math.log(2))
+    assert depth_silog(2 * near_far, near_far).item() == pytest.approx(0.15**0.5 * math.log(2))
+    bent = near_far * torch.tensor([1.5, 1 / 1.5]).view(1, 1, 1, 2)
+    assert depth_silog(bent, near_far).item() == pytest.approx(math.log(1.5))
+    pair = torch.cat([bent, 2 * near_far])
+    expected = (math.log(1.5) + 0.15**0.5 * math.log(2)) / 2
+    assert depth_silog(pair, torch.cat([near_far, near_far])).item() == pytest.approx(expected)
     ramp = torch.arange(8.0).view(1, 1, 1, 8) * 0.01  # adds 0.01 per column, nothing per row
     assert depth_gradient_loss(depth + ramp, depth).item() == pytest.approx(0.01)
     # Two flat images: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1), C1 = 0.01^2.
@@ -102,10 +116,18 @@ def test_ssim_over_a_batch_is_pytorch_msssims_batch_mean():
 def test_weights_combine_the_parts():
     t = targets()
     p = {"mask": torch.zeros_like(t["mask"]), "depth": torch.full_like(t["depth"], 0.5)}
-    cfg = replace(LossConfig(), mask_dice=0.0, depth_ssim=2.0, mask_weight=3.0, depth_weight=0.5)
+    cfg = replace(
+        LossConfig(),
+        mask_dice=0.0,
+        depth_ssim=2.0,
+        depth_log=0.5,
+        mask_weight=3.0,
+        depth_weight=0.5,
+    )
     out = DepthMaskLoss(cfg)(p, t)
     assert out["mask"].item() == pytest.approx(out["mask_bce"].item())
-    depth = out["depth_l1"] + 2 * out["depth_ssim"] + out["depth_grad"] + out["depth_log"]
+    depth = out["depth_l1"] + 2 * out["depth_ssim"] + out["depth_grad"]
+    depth = depth + 0.5 * out["depth_log"] + out["depth_silog"]
     assert out["depth"].item() == pytest.approx(depth.item())
     assert out["total"].item() == pytest.approx(3 * out["mask"].item() + 0.5 * depth.item())
 
@@ -129,6 +151,11 @@ def test_float32_under_bf16_autocast():
     for key, value in out.items():
         assert value.dtype == torch.float32, key
         assert value.item() == pytest.approx(reference[key].item(), rel=1e-5), key
+
+
+def test_silog_lambda_out_of_range_is_refused_by_name():
+    with pytest.raises(ValueError, match="silog_lambda"):
+        LossConfig(silog_lambda=1.5)
 
 
 def test_shape_mismatch_and_missing_keys_raise():

@@ -84,6 +84,24 @@ def test_epsilon_floor_and_the_seed_convention():
     assert all(math.isfinite(v) for v in m.values())
 
 
+def test_median_scaling_separates_the_scale_error_from_the_shape_error():
+    # Sample 0: the right shape at half the scale. Sample 1: half the scale, and its third pixel
+    # 1.5x too far besides; t / p = (2, 2, 4/3) has median 2, so aligned it is (0.2, 0.4, 0.9).
+    true = torch.tensor([[0.2, 0.4, 0.6], [0.2, 0.4, 0.6]]).view(2, 1, 1, 3)
+    pred = 0.5 * torch.tensor([[0.2, 0.4, 0.6], [0.2, 0.4, 0.9]]).view(2, 1, 1, 3)
+    pair = {"mask": torch.zeros_like(true), "depth": pred}
+    per = per_sample_metrics(pair, true * 0, true)
+    assert per["depth_scale_log"].tolist() == pytest.approx([math.log(2), math.log(2)])
+    assert per["depth_abs_rel_aligned"].tolist() == pytest.approx([0.0, 0.5 / 3])
+    assert per["depth_delta1_aligned"].tolist() == pytest.approx([1.0, 2 / 3])
+    assert per["depth_rmse_aligned"].tolist() == pytest.approx([0.0, (0.3**2 / 3) ** 0.5])
+    assert per["depth_delta1"].tolist() == [0.0, 0.0]  # unaligned, every pixel is off by >= 4/3
+    m = batch_metrics(pair, true * 0, true)
+    assert m["depth_scale_log"] == pytest.approx(math.log(2))  # a mean over samples
+    assert m["depth_abs_rel_aligned"] == pytest.approx(0.5 / 6)  # a mean over pixels
+    assert m["depth_abs_rel"] == pytest.approx((0.5 * 5 + 0.25) / 6)
+
+
 def random_batch(n, seed=0, size=8):
     g = torch.Generator().manual_seed(seed)
     true_mask = (torch.rand(n, 1, size, size, generator=g) > 0.7).float()
@@ -108,7 +126,9 @@ def test_accumulator_is_batch_invariant():
     results = [accumulate(*data, batch).compute() for batch in (1, 3, 4, 10)]
     expected = {"mask_iou", "mask_dice", "mask_acc", "mask_iou_sample", "depth_rmse", "depth_mae"}
     expected |= {"depth_abs_rel", "depth_log10"} | {f"depth_delta{k}" for k in (1, 2, 3)}
-    assert set(results[0]) == expected | {f"depth_delta{k}_seed" for k in (1, 2, 3)}
+    expected |= {f"depth_delta{k}_seed" for k in (1, 2, 3)} | {"depth_scale_log"}
+    expected |= {f"depth_{k}_aligned" for k in ("rmse", "abs_rel", "delta1")}
+    assert set(results[0]) == expected
     for r in results[1:]:
         assert r.keys() == results[0].keys()
         for k in r:
