@@ -118,10 +118,8 @@ def sums_to_metrics(s: dict[str, Tensor | float]) -> dict[str, float]:
         "mask_acc": (tp + tn) / n if n else float("nan"),
         "mask_iou_sample": s["iou_sum"] / s["samples"] if s["samples"] else float("nan"),
     }
-    if n:
-        out.update(_depth_values(s, n, s["samples"]))
-    else:
-        out.update({k: float("nan") for k in _depth_values(dict.fromkeys(DEPTH_SUMS, 0.0), 1, 1)})
+    nan = float("nan")  # an empty accumulator: every depth value is nan, none divides by zero
+    out.update(_depth_values(s, n or nan, s["samples"] or nan))
     return out
 
 

@@ -172,3 +172,9 @@ def test_shape_mismatch_raises():
     pred, tm, td = random_batch(2)
     with pytest.raises(ValueError, match="depth"):
         MetricAccumulator().update(pred, tm, td[..., :-1])
+
+
+def test_an_empty_accumulator_gives_every_key_and_nan_depth():
+    empty = MetricAccumulator().compute()
+    assert empty.keys() == batch_metrics(*random_batch(2)).keys()
+    assert all(math.isnan(v) for k, v in empty.items() if k.startswith("depth_"))
