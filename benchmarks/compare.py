@@ -5,9 +5,9 @@ augmentation, loss, optimizer, schedule and number of training images. All are t
 same fixed test split, clean and under the mild and strong background perturbations, next to the
 difference baseline (its threshold fitted on clean val data).
 
-The data is the demo's synthetic recipe with 6 foregrounds per room (``FG_PER_ROOM``) and as many
-rooms as ``--epochs`` epochs of ``--images`` training images in all and ``--test-samples`` test
-quartets need. Runs live in ``--work`` and resume: a killed comparison re-run picks up where it
+The data is the demo's synthetic recipe (one foreground per room, x 2 flips) with as many rooms as
+``--epochs`` epochs of ``--images`` training images in all, ``VAL_SAMPLES`` val and ``--test-samples``
+test quartets need. Runs live in ``--work`` and resume: a killed comparison re-run picks up where it
 stopped, and a finished network is not trained again.
 
     python benchmarks/compare.py                              # 64 px on this CPU, 2 threads
@@ -52,9 +52,6 @@ from eva_depthmask.train import fit  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = ("depthmasknet", "session15", "dilated_pixelshuffle", "s15_unet", "maskdepthgenerator")
 VAL_SAMPLES = 500
-# 12 quartets per room (x 2 flips): the comparison's data, fixed apart from the demo's recipe so that
-# its published rows stay reproducible
-FG_PER_ROOM = 6
 QUALITY = ("mask_iou", "mask_dice", "depth_rmse", "depth_abs_rel", "depth_delta1")
 # test columns only (older runs' validation logs lack them): depth with each image's scale error
 # taken out, and that error itself (metrics.py, "median scaling")
@@ -69,7 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=4, help="validation points on the curves")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument(
-        "--test-samples", type=int, default=1000, help="at least this many test quartets"
+        "--test-samples",
+        type=int,
+        default=2000,
+        help="at least this many test quartets (two per room: depth errors are mostly per room)",
     )
     p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -103,11 +103,10 @@ def run_name(args: argparse.Namespace, network: str) -> str:
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
-    """The demo's data recipe at ``--size`` with ``FG_PER_ROOM`` foregrounds per room, and rooms
-    enough for ``--epochs`` epochs of ``--images`` training quartets in all, ``VAL_SAMPLES`` val and
-    ``--test-samples`` test quartets (splits are by room, so the split fractions follow from the room
-    counts)."""
-    base = replace(PLANS["default"].data, size=args.size, seed=args.seed, fg_per_bg=FG_PER_ROOM)
+    """The demo's data recipe at ``--size``, with rooms enough for ``--epochs`` epochs of ``--images``
+    training quartets in all, ``VAL_SAMPLES`` val and ``--test-samples`` test quartets (splits are by
+    room, so the split fractions follow from the room counts)."""
+    base = replace(PLANS["default"].data, size=args.size, seed=args.seed)
     per_room = base.n_samples // base.n_bg
     rooms = {
         "train": math.ceil(args.images / args.epochs / per_room),
@@ -232,7 +231,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     device = None if args.device == "auto" else args.device
     data_cfg = data_config(args)
-    work = args.work / f"{args.size}px_{args.images}img_{args.epochs}ep_seed{args.seed}"
+    work = (
+        args.work
+        / f"{args.size}px_{args.images}img_{args.epochs}ep_{data_cfg.n_bg}rooms_seed{args.seed}"
+    )
     data = TrainData(make_dataset(work / "data", data_cfg), PLANS["default"].aug)
     stats = data.stats()
     threshold = fit_difference_threshold(data.dataset("val", args.size, stats=stats), stats)
@@ -249,6 +251,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     rows.append(difference_row(sweep, threshold))
     machine = describe_machine(args)
+    test = data.raw("test", args.size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
     run = {
@@ -258,7 +261,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "train": to_dict(train_config(args, work / "runs")),
         "loss": to_dict(PLANS["default"].loss),
         "aug": to_dict(PLANS["default"].aug),
-        "test_samples": len(data.raw("test", args.size)),
+        "test_samples": len(test),
+        "test_rooms": len({row["bg"] for row in test.rows}),
         "curves": curves,
     }
     args.out.with_name(args.out.stem + "_run.json").write_text(json.dumps(run, indent=1))

@@ -18,15 +18,44 @@ from eva_depthmask.layers import conv_bn_act, make_stage
 RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 
 
+class SplitStem(nn.Module):
+    """Two stride-2 conv-BN-ReLU side by side: ``c_image`` output channels from the first
+    ``c_image_in`` input channels (the photos) alone, the other ``c_out - c_image`` from the rest
+    (the differences) alone. ``(B, c_in, H, W) -> (B, c_out, H/2, W/2)``.
+    """
+
+    def __init__(self, c_in: int, c_image_in: int, c_out: int, c_image: int):
+        super().__init__()
+        if not (0 < c_image_in < c_in and 0 < c_image < c_out):
+            raise ValueError(
+                f"SplitStem: expected 0 < c_image_in < c_in and 0 < c_image < c_out, got "
+                f"{c_image_in}, {c_in}, {c_image}, {c_out}"
+            )
+        self.c_image_in = c_image_in
+        self.image = conv_bn_act(c_image_in, c_image, stride=2)
+        self.diff = conv_bn_act(c_in - c_image_in, c_out - c_image, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        photos, diffs = x[:, : self.c_image_in], x[:, self.c_image_in :]
+        return torch.cat([self.image(photos), self.diff(diffs)], dim=1)
+
+
 class ResidualEncoder(nn.Module):
     """Stride-2 stem conv, then one stage per further level: a strided BasicBlock + more blocks.
 
     ``widths[i]`` is the channel count at stride ``2 ** (i + 1)``; ``depths[i]`` the number of
     BasicBlocks there (level 0 may have 0: the stem alone). Strided shortcuts average-pool
-    (``avg_down``, see BasicBlock). Output: ``len(widths)`` maps.
+    (``avg_down``, see BasicBlock). ``split=(c_image_in, c_image)`` makes the stem a SplitStem.
+    Output: ``len(widths)`` maps.
     """
 
-    def __init__(self, c_in: int, widths: tuple[int, ...], depths: tuple[int, ...]):
+    def __init__(
+        self,
+        c_in: int,
+        widths: tuple[int, ...],
+        depths: tuple[int, ...],
+        split: tuple[int, int] | None = None,
+    ):
         super().__init__()
         if len(widths) != len(depths) or len(widths) < 2:
             raise ValueError(
@@ -36,7 +65,9 @@ class ResidualEncoder(nn.Module):
             raise ValueError(f"depths: levels after the first need >= 1 block, got {depths}")
         self.channels = list(widths)
         self.stem = nn.Sequential(
-            conv_bn_act(c_in, widths[0], stride=2),
+            SplitStem(c_in, split[0], widths[0], split[1])
+            if split
+            else conv_bn_act(c_in, widths[0], stride=2),
             *(make_stage(widths[0], widths[0], depths[0], 1) if depths[0] else []),
         )
         self.stages = nn.ModuleList(

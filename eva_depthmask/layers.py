@@ -23,6 +23,15 @@ FUSION_CHANNELS = {
     "concat_logdiff": 12,
     "concat_logdiff_shift": 13,
 }
+# How many of those lead with the photos themselves (bg and/or fg_bg); the rest are differences.
+IMAGE_CHANNELS = {
+    "concat": 6,
+    "diff": 3,
+    "concat_diff": 6,
+    "concat_absdiff": 6,
+    "concat_logdiff": 6,
+    "concat_logdiff_shift": 6,
+}
 # ``concat_logdiff``'s scale, in normalised units: about one uint8 level (1/255 over a std of ~0.25)
 LOGDIFF_SCALE = 0.015
 

@@ -1,13 +1,14 @@
 """DepthMaskNet and the model registry.
 
-DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one encoder per image),
-encodes with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip
-+ 3x3 conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
+DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one encoder per image,
+whose channels see either the photos or their differences: ``ModelConfig.split_stem``), encodes
+with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip + 3x3
+conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
 from one shared full-resolution refinement that sees the fused input again, so mask edges are
 drawn at pixel precision from ``d = fg_bg - bg``, its log magnitude and the difference left after
 the best small shift of bg (which a moved background shot does not light up); the object's depth is
 pooled into one value over its own pixels (``layers.pool_object_depth``). ModelConfig() is the
-"small" variant: ~48 M multiply-adds per 64 px pair, 1/43 of the Session-15 network.
+"small" variant: ~52 M multiply-adds per 64 px pair, 1/40 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
 seed projects' baselines); all share ``forward(bg, fg_bg) -> {"mask", "depth"}``.
@@ -27,6 +28,7 @@ from eva_depthmask.config import ModelConfig
 from eva_depthmask.encoders import ResidualEncoder, ResNet18Encoder, load_resnet18_weights
 from eva_depthmask.layers import (
     FUSION_CHANNELS,
+    IMAGE_CHANNELS,
     PairNet,
     check_radius,
     conv_bn_act,
@@ -51,7 +53,7 @@ VARIANTS: dict[str, dict] = {
         "decoder_widths": (24, 48, 96),
         "decoder_convs": 2,
     },
-    "resnet18": {"encoder": "resnet18", "decoder_widths": (32, 48, 96, 160)},
+    "resnet18": {"encoder": "resnet18", "decoder_widths": (32, 48, 96, 160), "split_stem": 0.0},
 }
 
 
@@ -99,7 +101,12 @@ def build_encoder(cfg: ModelConfig) -> tuple[nn.Module, int]:
     if cfg.encoder == "residual":
         if cfg.pretrained is not None:
             raise ValueError("pretrained: only the 'resnet18' encoder has pretrained weights")
-        return ResidualEncoder(c_in, tuple(cfg.widths), tuple(cfg.depths)), 2 ** len(cfg.widths)
+        split = None
+        if cfg.split_stem > 0 and IMAGE_CHANNELS[cfg.fusion] < c_in:
+            w = cfg.widths[0]
+            split = (IMAGE_CHANNELS[cfg.fusion], min(max(round(cfg.split_stem * w), 1), w - 1))
+        encoder = ResidualEncoder(c_in, tuple(cfg.widths), tuple(cfg.depths), split)
+        return encoder, 2 ** len(cfg.widths)
     if cfg.encoder == "resnet18":
         encoder = ResNet18Encoder(c_in)
         if cfg.pretrained is not None:
@@ -123,6 +130,8 @@ class DepthMaskNet(PairNet):
                 f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {cfg.fusion!r}"
             )
         check_radius(cfg.shift_radius, "shift_radius")
+        if not 0 <= cfg.split_stem < 1:
+            raise ValueError(f"split_stem: expected a fraction in [0, 1), got {cfg.split_stem!r}")
         self.cfg = cfg
         self.encoder, self.stride = build_encoder(cfg)
         enc = self.encoder.channels

@@ -72,6 +72,8 @@ def test_records_the_run_and_draws_the_figure(result):
     tmp, _ = result
     run = json.loads((tmp / "compare_run.json").read_text())
     assert run["test_samples"] >= 20
+    # the demo's recipe: one object per room (x 2 flips), so the test split holds many rooms
+    assert run["test_rooms"] * 2 == run["test_samples"]
     assert set(run["curves"]) == {"depthmasknet", "s15_unet"}
     assert all(len(points) == 2 for points in run["curves"].values())  # one per epoch
     assert (tmp / "compare.png").read_bytes()[:4] == b"\x89PNG"

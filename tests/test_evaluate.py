@@ -117,13 +117,17 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     assert predictor(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))[
         "mask"
     ].shape == (40, 40)
-    # a checkpoint written before ModelConfig.object_depth existed: two head channels, no field
+    # a checkpoint written before ModelConfig.object_depth and split_stem existed: two head
+    # channels, one stem conv, neither field
     state = ckpt.load(tmp_path / "run" / "best.pt")
-    old = DepthMaskNet(replace(model.cfg, object_depth=False))
+    old = DepthMaskNet(replace(model.cfg, object_depth=False, split_stem=0.0))
     state["model"] = old.state_dict()
-    del state["model_config"]["config"]["object_depth"]
+    for field in ("object_depth", "split_stem"):
+        del state["model_config"]["config"][field]
     ckpt.save(tmp_path / "old.pt", state)
-    assert Predictor.from_checkpoint(tmp_path / "old.pt").model.head.out_channels == 2
+    loaded = Predictor.from_checkpoint(tmp_path / "old.pt").model
+    assert loaded.head.out_channels == 2
+    assert isinstance(loaded.encoder.stem[0], nn.Sequential)  # conv-BN-ReLU, not a SplitStem
     torch.save(model.state_dict(), tmp_path / "weights_only.pt")
     with pytest.raises(CheckpointError, match="weights_only.pt: not an eva_depthmask checkpoint"):
         Predictor.from_checkpoint(tmp_path / "weights_only.pt")

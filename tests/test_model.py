@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from eva_depthmask.config import ModelConfig, from_dict, to_dict
-from eva_depthmask.encoders import RESNET18_URL, ResNet18Encoder, load_resnet18_weights
+from eva_depthmask.encoders import (
+    RESNET18_URL,
+    ResNet18Encoder,
+    SplitStem,
+    load_resnet18_weights,
+)
 from eva_depthmask.layers import (
     FUSION_CHANNELS,
     LOGDIFF_SCALE,
@@ -52,6 +57,30 @@ def test_gradients_reach_both_inputs_and_every_parameter(fusion):
     (out["mask"].square().mean() + out["depth"].mean()).backward()
     assert bg.grad.abs().sum() > 0 and fg_bg.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_the_split_stem_keeps_photos_and_differences_apart():
+    torch.manual_seed(0)
+    stem = DepthMaskNet().eval().encoder.stem[0]  # default: 10 of 16 channels for the photos
+    assert isinstance(stem, SplitStem) and stem.c_image_in == 6
+    x = torch.randn(2, FUSION_CHANNELS["concat_logdiff_shift"], 16, 16)
+    y = x.clone()
+    y[:, 6:] += 1.0  # other differences, the same photos
+    with torch.no_grad():
+        a, b = stem(x), stem(y)
+    assert a.shape == (2, 16, 8, 8)
+    assert torch.equal(a[:, :10], b[:, :10])  # the photo channels never see the differences
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+    # no split: one conv over everything; "concat" has no differences to split off
+    for cfg in (replace(ModelConfig(), split_stem=0.0), replace(ModelConfig(), fusion="concat")):
+        assert not isinstance(DepthMaskNet(cfg).encoder.stem[0], SplitStem)
+    # a narrow stem still gives each side at least one channel
+    narrow = DepthMaskNet(replace(ModelConfig(), widths=(2, 8, 8, 8), split_stem=0.9))
+    stem = narrow.encoder.stem[0]
+    assert stem.image[0].out_channels == stem.diff[0].out_channels == 1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"split_stem: expected a fraction in \[0, 1\)"):
+            DepthMaskNet(replace(ModelConfig(), split_stem=bad))
 
 
 def test_predictions_depend_on_the_background():
