@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="auto", help='"auto", "cpu" or "cuda"')
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader workers (default: fit's for the device)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the data, and by default the training")
     p.add_argument(
         "--train-seed",
@@ -88,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("size", "images", "epochs", "batch", "test_samples", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected a positive integer")
+    if args.workers is not None and args.workers < 0:
+        p.error("--workers: expected a non-negative integer")
     if args.train_seed is not None and args.train_seed < 0:
         p.error("--train-seed: expected a non-negative integer")
     return args
@@ -129,6 +137,7 @@ def train_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
         stages=((args.size, args.epochs, args.batch),),
         seed=args.seed if args.train_seed is None else args.train_seed,
         device=args.device,
+        num_workers=args.workers,
         threads=args.threads,  # one setting for all: fit's default would suit small and big nets unequally
         ckpt_dir=str(run_dir),
         tensorboard=False,

@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .composite import ImageError, open_image, to_rgb
 from .config import ModelConfig, from_dict, robustness_preset
 from .dataset import QuartetDataset
-from .loaders import TrainData
+from .loaders import TrainData, default_workers, eval_batches
 from .metrics import MetricAccumulator
 from .model import DepthMaskNet
 from .transforms import denormalize, get_transforms
@@ -32,7 +32,6 @@ from .transforms import denormalize, get_transforms
 LEVELS = ("none", "mild", "strong")
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     dataset,
@@ -40,29 +39,53 @@ def evaluate(
     device: str | None = None,
     amp: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[dict, list[dict]]:
     """``(metrics, per_sample_rows)`` of ``model`` on a dataset of tensor samples (any split).
 
     ``per_sample_rows`` is a list of dicts (id, mask_iou, depth_rmse, ...), ready for ``csv.DictWriter``.
+    ``workers``: loader processes (None: fit()'s default for the device, none on a CPU).
     """
+    return evaluate_models({"model": model}, dataset, batch_size, device, amp, progress, workers)[
+        "model"
+    ]
+
+
+@torch.no_grad()
+def evaluate_models(
+    models: dict[str, nn.Module],
+    dataset,
+    batch_size: int = 64,
+    device: str | None = None,
+    amp: bool = True,
+    progress: bool = True,
+    workers: int | None = None,
+) -> dict[str, tuple[dict, list[dict]]]:
+    """``evaluate`` for several models in one pass: each batch is read and augmented once."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = model.to(device).eval()
-    acc = MetricAccumulator(per_sample=True)
+    workers = default_workers(device) if workers is None else workers
+    models = {name: model.to(device).eval() for name, model in models.items()}
+    accs = {name: MetricAccumulator(per_sample=True) for name in models}
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    for batch in tqdm(
-        DataLoader(dataset, batch_size), desc="evaluate", disable=not progress, leave=False
-    ):
+    batches = eval_batches(dataset, batch_size, workers, pin_memory=device.type == "cuda")
+    total = -(-len(dataset) // batch_size)
+    for batch in tqdm(batches, "evaluate", total, leave=False, disable=not progress):
         bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
-        with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            pred = model(bg, fg_bg)
-        pred = {k: v.float() for k, v in pred.items()}
-        acc.update(pred, batch["mask"].to(device), batch["depth"].to(device), list(batch["id"]))
+        true_mask, true_depth = batch["mask"].to(device), batch["depth"].to(device)
+        for name, model in models.items():
+            with torch.autocast(device.type, dtype=dtype, enabled=amp):
+                pred = model(bg, fg_bg)
+            pred = {k: v.float() for k, v in pred.items()}
+            accs[name].update(pred, true_mask, true_depth, list(batch["id"]))
+    return {name: (acc.compute(), _sample_rows(acc)) for name, acc in accs.items()}
+
+
+def _sample_rows(acc: MetricAccumulator) -> list[dict]:
     table = acc.per_sample()
-    rows = [
+    return [
         {"id": sid, **{k: float(v[i]) for k, v in table.items() if k != "id"}}
         for i, sid in enumerate(table["id"])
     ]
-    return acc.compute(), rows
 
 
 class DifferenceBaseline(nn.Module):
@@ -138,8 +161,9 @@ def robustness_sweep(
         ds.transform = get_transforms(split, size, robustness_preset(level), stats)
         if max_samples:
             ds = torch.utils.data.Subset(ds, range(min(max_samples, len(ds))))
-        for name, net in (("model", model), ("difference", baseline)):
-            metrics, _ = evaluate(net, ds, device=device, progress=False)
+        nets = {"model": model, "difference": baseline}
+        results = evaluate_models(nets, ds, device=device, progress=False)
+        for name, (metrics, _) in results.items():
             if name == "difference":
                 metrics = {k: v for k, v in metrics.items() if k.startswith("mask_")}
             rows.append({"model": name, "level": level, **metrics})

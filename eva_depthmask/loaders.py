@@ -8,11 +8,16 @@ resumed epoch starts at its next batch, and each sample's augmentation is seeded
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
-from torch.utils.data import Dataset, Sampler
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import AugConfig, DataConfig, to_dict
 from .dataset import QuartetDataset
@@ -46,6 +51,63 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+@contextmanager
+def opencv_threads(n: int | None):
+    """OpenCV on ``n`` threads in this process while the block runs (None: leave it), restored after.
+
+    Set in the parent, because DataLoader workers are forked from it and inherit the setting: with
+    OpenCV's default each of N workers runs a thread per core, and setting it inside a forked worker
+    can hang on the parent's thread pool."""
+    if n is None:
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(device: torch.device, world: int = 1) -> int:
+    """DataLoader workers of each of ``world`` processes. On a GPU, every core of the process's
+    share but the one that drives its GPU: at 224 px the loader, not the GPU, can set the pace
+    (benchmarks/bench_fit_workers.py). On a CPU none: loading runs in-process between steps, every
+    core trains, and decoded samples stay cached across epochs (``TrainConfig.cache_mb``). On 2
+    cores at 64 px that trains ~220 images/s from the second epoch on, against ~190 for 1 thread + 1
+    worker and ~150 for 2 threads + 1 worker, whose worker stalls the OpenMP threads it shares cores
+    with (README, Training)."""
+    return max(cores() // world - 1, 0) if device.type == "cuda" else 0
+
+
+def train_loader(
+    dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, pin_memory: bool
+) -> DataLoader:
+    """The DataLoader of one training epoch, as fit() builds it (whole batches only)."""
+    return DataLoader(
+        dataset,
+        batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        generator=torch.Generator(),  # keeps the global RNG untouched
+    )
+
+
+def eval_batches(
+    dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False
+) -> Iterator[dict]:
+    """The batches of a val or test dataset, in order, read by ``workers`` processes (0: this one)."""
+    with opencv_threads(1 if workers else None):
+        yield from DataLoader(dataset, batch_size, num_workers=workers, pin_memory=pin_memory)
 
 
 class SeededSamples(Dataset):

@@ -15,12 +15,20 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, diff, flatten, from_dict, to_dict
-from .loaders import EpochSampler, TrainData
+from .loaders import (
+    EpochSampler,
+    TrainData,
+    cores,
+    default_workers,
+    eval_batches,
+    opencv_threads,
+    train_loader,
+)
 from .losses import DepthMaskLoss
 from .metrics import MetricAccumulator
 from .runlog import RunLog
@@ -45,26 +53,12 @@ def pick_device(cfg: TrainConfig) -> torch.device:
     return torch.device(cfg.device)
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def default_workers(device: torch.device) -> int:
-    """DataLoader workers: on a GPU, enough cores to keep it fed; on a CPU none: loading runs
-    in-process between steps, every core trains, and decoded samples stay cached across epochs
-    (``TrainConfig.cache_mb``). On 2 cores at 64 px that trains ~220 images/s from the second epoch
-    on, against ~190 for 1 thread + 1 worker and ~150 for 2 threads + 1 worker, whose worker stalls
-    the OpenMP threads it shares cores with (README, Training)."""
-    cores = _cores()
-    return min(8, max(cores - 1, 0)) if device.type == "cuda" else 0
-
-
 def default_threads(device: torch.device, workers: int, world: int = 1) -> int:
     """Torch threads for CPU training: this process's share of the cores less one per loader worker,
     and never more than torch is set to now (0 on a GPU: leave it)."""
     if device.type != "cpu":
         return 0
-    return min(torch.get_num_threads(), max(1, _cores() // world - workers))
+    return min(torch.get_num_threads(), max(1, cores() // world - workers))
 
 
 def distributed() -> tuple[int, int]:
@@ -178,7 +172,7 @@ def fit(
     log = RunLog(
         cfg.ckpt_dir, columns, where["global_step"], enabled=rank == 0, tensorboard=cfg.tensorboard
     )
-    workers = default_workers(device) if cfg.num_workers is None else cfg.num_workers
+    workers = default_workers(device, world) if cfg.num_workers is None else cfg.num_workers
     threads = default_threads(device, workers, world) if cfg.threads is None else cfg.threads
     torch_threads = torch.get_num_threads()
     if threads:
@@ -187,34 +181,8 @@ def fit(
     ctx["loss_config"] = to_dict(loss_fn.cfg) if hasattr(loss_fn, "cfg") else type(loss_fn).__name__
     ctx.update(scaler=scaler, rank=rank, world=world, log=log, callbacks=callbacks, where=where)
     try:
-        for stage in range(where["stage"], len(cfg.stages)):
-            size, epochs, batch = cfg.stages[stage]
-            # a worker's cache would die with it at the end of every epoch
-            train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb * (workers == 0))
-            val_ds = data.dataset("val", size, stats=stats)
-            if cfg.max_val_samples:
-                val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
-            for epoch in range(where["epoch"], epochs):
-                sampler = EpochSampler(
-                    len(train_ds), cfg.seed, stage, epoch, batch, where["step"], rank, world
-                )
-                loader = DataLoader(
-                    train_ds,
-                    batch,
-                    sampler=sampler,
-                    num_workers=workers,
-                    pin_memory=cuda,
-                    drop_last=True,
-                    generator=torch.Generator(),  # keeps the global RNG untouched
-                )
-                _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch)
-                last_val = validate(net, val_ds, device, cfg.amp, batch, rank, world)
-                done_stage = epoch + 1 == epochs
-                where.update(stage=stage + done_stage, epoch=0 if done_stage else epoch + 1, step=0)
-                if cfg.schedule == "step":
-                    sched.step()
-                _end_of_epoch(ctx, last_val, size, stage, epoch)
-            where["epoch"] = 0
+        with opencv_threads(1 if workers else None):  # the loaders' forked workers inherit it
+            last_val = _train_stages(ctx, net, loss_fn, device, fmt, workers, last_val)
     finally:
         log.close()
         torch.set_num_threads(torch_threads)
@@ -226,6 +194,34 @@ def fit(
         "best_path": best,
         "last_path": str(last[-1]) if last else None,
     }
+
+
+def _train_stages(ctx, net, loss_fn, device, fmt, workers: int, last_val: dict) -> dict:
+    """Every stage and epoch from ``ctx["where"]`` on: train, validate, checkpoint; returns the
+    last validation metrics."""
+    data, cfg, stats, where = ctx["data"], ctx["cfg"], ctx["stats"], ctx["where"]
+    rank, world, sched = ctx["rank"], ctx["world"], ctx["sched"]
+    for stage in range(where["stage"], len(cfg.stages)):
+        size, epochs, batch = cfg.stages[stage]
+        # a worker's cache would die with it at the end of every epoch
+        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb * (workers == 0))
+        val_ds = data.dataset("val", size, stats=stats)
+        if cfg.max_val_samples:
+            val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
+        for epoch in range(where["epoch"], epochs):
+            sampler = EpochSampler(
+                len(train_ds), cfg.seed, stage, epoch, batch, where["step"], rank, world
+            )
+            loader = train_loader(train_ds, sampler, batch, workers, device.type == "cuda")
+            _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch)
+            last_val = validate(net, val_ds, device, cfg.amp, batch, rank, world, workers)
+            done_stage = epoch + 1 == epochs
+            where.update(stage=stage + done_stage, epoch=0 if done_stage else epoch + 1, step=0)
+            if cfg.schedule == "step":
+                sched.step()
+            _end_of_epoch(ctx, last_val, size, stage, epoch)
+        where["epoch"] = 0
+    return last_val
 
 
 def _resume(cfg: TrainConfig, model, opt, sched, scaler, where: dict, rank: int) -> dict | None:
@@ -315,13 +311,14 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
 
 
 @torch.no_grad()
-def validate(net, dataset, device, amp=True, batch_size=64, rank=0, world=1) -> dict:
-    """Metrics of ``net`` on ``dataset`` (each process takes every ``world``-th sample; sums reduced)."""
+def validate(net, dataset, device, amp=True, batch_size=64, rank=0, world=1, workers=0) -> dict:
+    """Metrics of ``net`` on ``dataset`` (each process takes every ``world``-th sample; sums reduced),
+    read by ``workers`` loader processes."""
     net.eval()
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     part = Subset(dataset, range(rank, len(dataset), world))
     acc = MetricAccumulator()
-    for batch in DataLoader(part, batch_size, num_workers=0):
+    for batch in eval_batches(part, batch_size, workers, pin_memory=device.type == "cuda"):
         bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             pred = net(bg, fg_bg)

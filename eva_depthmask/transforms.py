@@ -232,7 +232,8 @@ def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray) -> dict:
     shift = torch.from_numpy(mean / std).view(3, 1, 1)
     out = {"id": raw["id"]}
     for key in ("bg", "fg_bg"):
-        img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1)
+        # uint8 to CHW first: converting the strided HWC view to float is ~3x slower
+        img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1).contiguous()
         out[key] = img.float().mul_(scale).sub_(shift)  # (x / 255 - mean) / std in one pass
     out["mask"] = torch.from_numpy(np.ascontiguousarray(raw["mask"])).float().unsqueeze(0)
     out["depth"] = torch.from_numpy(np.ascontiguousarray(raw["depth"])).float().unsqueeze(0)

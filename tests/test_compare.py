@@ -126,6 +126,9 @@ def test_bad_arguments_are_refused_by_name(compare, capsys):
     with pytest.raises(SystemExit):
         compare.parse_args(["--train-seed", "-1"])
     assert "--train-seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--workers", "-1"])
+    assert "--workers" in capsys.readouterr().err
 
 
 def test_the_markdown_table_has_a_cell_under_every_header(compare, result):

@@ -23,6 +23,7 @@ from eva_depthmask.evaluate import (
     DifferenceBaseline,
     Predictor,
     evaluate,
+    evaluate_models,
     fit_difference_threshold,
     predict,
     predictions,
@@ -69,6 +70,18 @@ def test_perfect_predictor_gives_perfect_metrics(stats):
         and metrics["depth_delta1"] == 1.0
     )
     assert len(rows) == len(test) and {r["id"] for r in rows} == set(test.ids)
+
+
+def test_one_pass_over_several_models_equals_one_pass_each_with_or_without_workers(stats):
+    test = DATA.dataset("test", 32, stats=stats)
+    threshold = fit_difference_threshold(DATA.dataset("val", 32, stats=stats), stats)
+    nets = {"model": tiny_model(), "difference": DifferenceBaseline(threshold, stats)}
+    together = evaluate_models(nets, test, batch_size=3, device="cpu", progress=False)
+    forked = evaluate_models(nets, test, batch_size=3, device="cpu", progress=False, workers=2)
+    for name, net in nets.items():
+        alone = evaluate(net, test, batch_size=3, device="cpu", progress=False, workers=0)
+        assert together[name] == alone and forked[name] == alone, name
+    assert together["model"][0]["mask_iou"] != together["difference"][0]["mask_iou"]
 
 
 def test_difference_baseline_is_exact_on_clean_composites_and_breaks_under_perturbation(stats):

@@ -1,11 +1,21 @@
-"""What training reads: the in-memory cache of decoded train samples (loaders.SeededSamples)."""
+"""What training reads: the in-memory cache of decoded train samples (loaders.SeededSamples), and
+OpenCV's threads in the DataLoader workers that fit() and evaluation fork."""
 
 from dataclasses import replace
 
+import cv2
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from eva_depthmask.config import AugConfig, DataConfig
-from eva_depthmask.loaders import TrainData
+from eva_depthmask.loaders import (
+    EpochSampler,
+    TrainData,
+    eval_batches,
+    opencv_threads,
+    train_loader,
+)
 from eva_depthmask.realism import PERTURBATIONS
 
 DATA = DataConfig(size=32, n_bg=6, n_fg=2, placements=1)
@@ -43,3 +53,31 @@ def test_cache_stops_filling_at_its_limit():
         small[i]
     assert len(small.cache) == 2 and small.cache_bytes == 2 * per_sample
     assert sorted(small.cache) == [0, 1]  # the first ones read stay; the rest are read every time
+
+
+class OpenCVThreads(Dataset):
+    """Each sample: OpenCV's thread count in the process that loads it, after a resize that uses them."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        cv2.resize(np.zeros((512, 512, 3), np.uint8), (700, 700))
+        return {"threads": cv2.getNumThreads()}
+
+
+def test_forked_workers_run_opencv_on_one_thread_and_the_parent_gets_its_setting_back():
+    before = max(2, cv2.getNumThreads())
+    cv2.setNumThreads(before)
+    # the parent's pool is running, as after an in-process validation: setting the count inside a
+    # forked worker could hang on it, so the parent sets it and the workers inherit it
+    cv2.resize(np.zeros((512, 512, 3), np.uint8), (700, 700))
+    sampler = EpochSampler(8, seed=0, stage=0, epoch=0, batch_size=4)
+    with opencv_threads(1):
+        trained = [b["threads"] for b in train_loader(OpenCVThreads(), sampler, 4, 2, False)]
+        evaluated = [b["threads"] for b in eval_batches(OpenCVThreads(), 4, workers=2)]
+    assert torch.cat(trained).tolist() == [1] * 8
+    assert torch.cat(evaluated).tolist() == [1] * 8
+    assert cv2.getNumThreads() == before
+    with opencv_threads(None):  # None leaves OpenCV as it is
+        assert cv2.getNumThreads() == before

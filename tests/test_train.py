@@ -171,17 +171,22 @@ def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
     from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
     from eva_depthmask.loaders import TrainData
     from eva_depthmask.model import DepthMaskNet
-    from eva_depthmask.train import _cores, default_threads, default_workers, fit
+    from eva_depthmask.train import cores, default_threads, default_workers, fit
 
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         cpu = torch.device("cpu")
         assert default_workers(cpu) == 0  # CPU: load in-process, cached, and train on every core
-        assert default_threads(cpu, workers=0) == min(2, _cores())
-        assert default_threads(cpu, workers=1) == max(1, min(2, _cores() - 1))
-        assert default_threads(cpu, workers=0, world=_cores()) == 1
+        assert default_threads(cpu, workers=0) == min(2, cores())
+        assert default_threads(cpu, workers=1) == max(1, min(2, cores() - 1))
+        assert default_threads(cpu, workers=0, world=cores()) == 1
         assert default_threads(torch.device("cuda"), workers=1) == 0  # a GPU run leaves torch be
+        # no GPU needed: only the device's type is read. Every core feeds the GPU but the one that
+        # drives it; with one process per core, each loads in-process
+        gpu = torch.device("cuda")
+        assert default_workers(gpu) == cores() - 1
+        assert default_workers(gpu, world=cores()) == 0
         torch.set_num_threads(1)
         assert default_threads(cpu, workers=0) == 1  # never more than the caller allowed
 

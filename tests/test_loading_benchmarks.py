@@ -1,0 +1,69 @@
+"""benchmarks/bench_loader.py and bench_fit_workers.py end to end on tiny settings, on this CPU."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_loader_times_each_worker_count_once_in_process(tmp_path, capsys):
+    bench = load("bench_loader")
+    out = tmp_path / "loader.json"
+    threads = torch.get_num_threads()
+    try:
+        args = ["--size", "32", "--workers", "0", "1", "--opencv-threads", "1", "0"]
+        bench.main([*args, "--batch", "4", "--batches", "5", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    rows = json.loads(out.read_text())["rows"]
+    # the in-process row once (OpenCV's threads are the workers'), the worker row per setting
+    assert [(r["workers"], r["opencv_threads"]) for r in rows] == [(0, None), (1, 1), (1, 0)]
+    assert all(r["samples_per_s"] > 0 for r in rows)
+    table = capsys.readouterr().out.split("| workers |")[1]
+    assert "| 0 | - |" in table and "| 1 | 1 |" in table and "| 1 | default |" in table
+
+
+def test_bench_loader_refuses_too_few_batches_by_name(capsys):
+    with pytest.raises(SystemExit):
+        load("bench_loader").parse_args(["--batches", "2"])
+    assert "--batches" in capsys.readouterr().err
+
+
+def test_bench_fit_workers_reports_both_epochs_of_a_real_fit(tmp_path):
+    bench = load("bench_fit_workers")
+    out = tmp_path / "fit.json"
+    threads = torch.get_num_threads()
+    try:
+        args = [
+            "--device",
+            "cpu",
+            "--size",
+            "32",
+            "--rooms",
+            "20",
+            "--batch",
+            "8",
+            "--workers",
+            "0",
+        ]
+        bench.main([*args, "--models", "depthmasknet", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["name"] == "depthmasknet" and row["workers"] == 0
+    assert row["epoch0_img_per_s"] > 0 and row["epoch1_img_per_s"] > 0
+    # 20 rooms x 2 flips, 80 % of them train: 32 quartets, 4 batches of 8 per epoch, 2 epochs
+    assert row["train_images"] == 2 * 4 * 8
+    assert result["meta"]["device"] == "CPU" and "--rooms" in result["meta"]["command"]
