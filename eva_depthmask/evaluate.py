@@ -72,11 +72,12 @@ def evaluate_models(
     for batch in tqdm(batches, "evaluate", total, leave=False, disable=not progress):
         bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
         true_mask, true_depth = batch["mask"].to(device), batch["depth"].to(device)
+        ids = list(batch["id"])
         for name, model in models.items():
             with torch.autocast(device.type, dtype=dtype, enabled=amp):
                 pred = model(bg, fg_bg)
             pred = {k: v.float() for k, v in pred.items()}
-            accs[name].update(pred, true_mask, true_depth, list(batch["id"]))
+            accs[name].update(pred, true_mask, true_depth, ids)
     return {name: (acc.compute(), _sample_rows(acc)) for name, acc in accs.items()}
 
 
