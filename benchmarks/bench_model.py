@@ -3,7 +3,8 @@
 For every model x size x precision mode it measures
   - latency: one pair (batch 1), inference, median milliseconds;
   - infer/s: pairs per second at ``--batch`` in inference mode;
-  - train/s: pairs per second of full training steps (forward, DepthMaskLoss, backward, AdamW).
+  - train/s: pairs per second of full training steps (forward, DepthMaskLoss, backward, fit()'s
+    AdamW).
 Modes: ``fp32`` (contiguous float32), ``fp32_cl`` (channels_last), ``bf16_cl`` (bf16 autocast +
 channels_last). Each figure is the median over repeats run for at least ``--min-time`` seconds.
 Shared or busy machines make these noisy: say where and how they were taken. When another process
@@ -30,9 +31,11 @@ from pathlib import Path
 
 import torch
 
+from eva_depthmask.config import TrainConfig
 from eva_depthmask.losses import DepthMaskLoss
 from eva_depthmask.model import MODELS, build_model
 from eva_depthmask.summary import model_summary
+from eva_depthmask.train import make_optimizer
 
 MODES = ("fp32", "fp32_cl", "bf16_cl")
 RESULTS = Path(__file__).parent / "results" / "bench_model.json"
@@ -114,7 +117,7 @@ def measure(name: str, size: int, mode: str, args: argparse.Namespace) -> dict:
     )
     if not args.no_train:
         model.train()
-        loss_fn, opt = DepthMaskLoss(), torch.optim.AdamW(model.parameters(), lr=1e-4)
+        loss_fn, opt = DepthMaskLoss(), make_optimizer(model, TrainConfig(lr=1e-4))  # fit()'s
 
         def step() -> None:
             with autocast():

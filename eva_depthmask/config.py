@@ -85,7 +85,7 @@ class ModelConfig:
     [bg, fg_bg, d, |d|], "concat_logdiff" [bg, fg_bg, d, log(1 + |d| / s)] or
     "concat_logdiff_shift" (concat_logdiff + log(1 + e / s)), with d = fg_bg - bg, s about one
     uint8 level and e the difference left after the best shift of bg by up to ``shift_radius``
-    px (layers.fuse_pair).
+    px (fusion.fuse_pair).
     """
 
     encoder: str = "residual"  # "residual" (trained from scratch) or "resnet18"
@@ -107,6 +107,10 @@ class ModelConfig:
     # one depth per image pooled over the object's pixels and blended in where the mask is
     # (layers.pool_object_depth): delta1 0.855 -> 0.866, mean of five training seeds (K18)
     object_depth: bool = True
+    # bg mapped onto fg_bg's exposure per channel before fusing (fusion.match_exposure): mask
+    # IoU 0.954 -> 0.963, strong 0.682 -> 0.714, depth RMSE 0.0519 -> 0.0494 over three training
+    # seeds, for ~6 % of the training speed (M2)
+    match_exposure: bool = True
 
 
 @dataclass(frozen=True)

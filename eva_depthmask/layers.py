@@ -14,27 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Channels that each way of fusing bg and fg_bg hands to the first convolution.
-FUSION_CHANNELS = {
-    "concat": 6,
-    "diff": 6,
-    "concat_diff": 9,
-    "concat_absdiff": 12,
-    "concat_logdiff": 12,
-    "concat_logdiff_shift": 13,
-}
-# How many of those lead with the photos themselves (bg and/or fg_bg); the rest are differences.
-IMAGE_CHANNELS = {
-    "concat": 6,
-    "diff": 3,
-    "concat_diff": 6,
-    "concat_absdiff": 6,
-    "concat_logdiff": 6,
-    "concat_logdiff_shift": 6,
-}
-# ``concat_logdiff``'s scale, in normalised units: about one uint8 level (1/255 over a std of ~0.25)
-LOGDIFF_SCALE = 0.015
-
 
 def check_pair(bg: Tensor, fg_bg: Tensor) -> None:
     """Raise a clear error unless ``bg`` and ``fg_bg`` are float tensors, both ``(B, 3, H, W)``."""
@@ -53,79 +32,6 @@ def check_pair(bg: Tensor, fg_bg: Tensor) -> None:
             f"bg and fg_bg must have the same shape, got bg {tuple(bg.shape)} "
             f"and fg_bg {tuple(fg_bg.shape)}"
         )
-
-
-def fuse_pair(bg: Tensor, fg_bg: Tensor, mode: str, radius: int = 2) -> Tensor:
-    """Stack the pair into one tensor ``(B, FUSION_CHANNELS[mode], H, W)``.
-
-    ``concat``: [bg, fg_bg]; ``diff``: [fg_bg, d];
-    ``concat_diff``: [bg, fg_bg, d]; ``concat_absdiff``: [bg, fg_bg, d, |d|];
-    ``concat_logdiff``: [bg, fg_bg, d, log(1 + |d| / LOGDIFF_SCALE)]; d = fg_bg - bg;
-    ``concat_logdiff_shift``: concat_logdiff + [log(1 + e / LOGDIFF_SCALE)], e the
-    ``shift_tolerant_difference`` within ``radius`` px (only this mode uses ``radius``).
-    The difference is where the foreground is, so giving it explicitly saves the first layers
-    from having to learn the subtraction; its magnitude |d| is the nonlinearity a mask
-    threshold needs, handed to the full-resolution layers for free. The log magnitude spreads the
-    smallest differences (a faint alpha edge changes a pixel by a level or two) as far apart from
-    zero as large ones are from each other, so "exactly equal" and "one level off" are easy to tell
-    apart without a huge first-layer weight. ``e`` stays near zero where the background shot
-    moved by a pixel or two, which lights up every edge of the room in ``d``.
-    """
-    if mode == "concat":
-        return torch.cat([bg, fg_bg], dim=1)
-    if mode == "diff":
-        return torch.cat([fg_bg, fg_bg - bg], dim=1)
-    if mode == "concat_diff":
-        return torch.cat([bg, fg_bg, fg_bg - bg], dim=1)
-    d = fg_bg - bg
-    if mode == "concat_absdiff":
-        return torch.cat([bg, fg_bg, d, d.abs()], dim=1)
-    if mode == "concat_logdiff":
-        return torch.cat([bg, fg_bg, d, torch.log1p(d.abs() / LOGDIFF_SCALE)], dim=1)
-    if mode == "concat_logdiff_shift":
-        e = shift_tolerant_difference(bg, fg_bg, radius)
-        logs = [torch.log1p(x / LOGDIFF_SCALE) for x in (d.abs(), e)]
-        fused = torch.cat([bg, fg_bg, d, *logs], dim=1)
-        # e comes back contiguous; hand the convolutions the layout they were given (channels_last)
-        return fused.contiguous(memory_format=_layout(bg))
-    raise ValueError(f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {mode!r}")
-
-
-def _layout(x: Tensor) -> torch.memory_format:
-    last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if last else torch.contiguous_format
-
-
-def check_radius(radius, name: str = "radius") -> None:
-    """Raise ValueError naming ``name`` unless ``radius`` is a non-negative int (pixels)."""
-    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
-        raise ValueError(f"{name}: expected a non-negative int (pixels), got {radius!r}")
-
-
-@torch.no_grad()
-def shift_tolerant_difference(bg: Tensor, fg_bg: Tensor, radius: int) -> Tensor:
-    """``(B, 1, H, W)``: the smallest ``max_c |fg_bg - bg shifted by (dy, dx)|`` over every shift
-    with ``|dy|, |dx| <= radius`` px (bg edge-replicated), in the inputs' units.
-
-    Where the background shot is the composite's own, it is 0 outside the object, like |d|; where
-    the shot moved by up to ``radius`` px, it stays 0 on the background (some shift lines the two
-    up) while the object, whose colours are nowhere near in bg, keeps a large value. All three
-    channels must match at one shift, so a pixel cannot match red here and green there. It runs
-    without autograd: the pair is data, and no gradient flows back through this channel.
-    """
-    check_radius(radius)
-    # contiguous (B, C, H, W): the shifted slices of a channels_last tensor run ~3x slower
-    bg, fg_bg = bg.contiguous(), fg_bg.contiguous()
-    h, w = bg.shape[-2:]
-    padded = F.pad(bg, (radius,) * 4, mode="replicate")
-    diff = torch.empty_like(fg_bg)
-    best = None
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            torch.sub(fg_bg, padded[..., dy : dy + h, dx : dx + w], out=diff).abs_()
-            worst_channel = diff.amax(1, keepdim=True)
-            best = worst_channel if best is None else torch.minimum(best, worst_channel, out=best)
-    return best
 
 
 def pool_object_depth(depth_logits: Tensor, score_logits: Tensor, mask_logits: Tensor) -> Tensor:

