@@ -109,7 +109,7 @@ class ModelConfig:
     object_depth: bool = True
     # bg mapped onto fg_bg's exposure per channel before fusing (fusion.match_exposure): mask
     # IoU 0.954 -> 0.963, strong 0.682 -> 0.714, depth RMSE 0.0519 -> 0.0494 over three training
-    # seeds, for ~6 % of the training speed (M2)
+    # seeds, for 3-8 % of a training step (M2, O1)
     match_exposure: bool = True
 
 

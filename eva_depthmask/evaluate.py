@@ -179,10 +179,9 @@ def build_from_config(model_config: dict) -> nn.Module:
     """Rebuild an architecture from a checkpoint's ``model_config`` (class name + its config)."""
     name, cfg = model_config["name"], model_config.get("config")
     if name == "DepthMaskNet":
-        # a checkpoint written before object_depth or split_stem existed has neither
-        return DepthMaskNet(
-            from_dict(ModelConfig, {"object_depth": False, "split_stem": 0.0, **cfg})
-        )
+        # a checkpoint written before object_depth, split_stem or match_exposure existed has none
+        older = {"object_depth": False, "split_stem": 0.0, "match_exposure": False}
+        return DepthMaskNet(from_dict(ModelConfig, {**older, **cfg}))
     for cls in baselines.BASELINES.values():
         if cls.__name__ == name:
             return cls()

@@ -1,14 +1,14 @@
 """DepthMaskNet and the model registry.
 
-DepthMaskNet fuses bg and fg_bg at the input (one early-fusion stem, not one encoder per image,
-whose channels see either the photos or their differences: ``ModelConfig.split_stem``), encodes
-with residual blocks at strides 2..16, decodes with bilinear upsampling + concatenated skip + 3x3
-conv (no transposed conv or pixel shuffle: no checkerboards), and predicts mask and depth
-from one shared full-resolution refinement that sees the fused input again, so mask edges are
-drawn at pixel precision from ``d = fg_bg - bg``, its log magnitude and the difference left after
-the best small shift of bg (which a moved background shot does not light up); the object's depth is
-pooled into one value over its own pixels (``layers.pool_object_depth``). ModelConfig() is the
-"small" variant: ~52 M multiply-adds per 64 px pair, 1/40 of the Session-15 network.
+DepthMaskNet maps bg onto fg_bg's exposure (``fusion.match_exposure``), fuses the two at the input
+(one early-fusion stem, not one encoder per image, whose channels see either the photos or their
+differences: ``ModelConfig.split_stem``), encodes with residual blocks at strides 2..16, decodes
+with bilinear upsampling + concatenated skip + 3x3 conv (no transposed conv or pixel shuffle: no
+checkerboards), and predicts mask and depth from one shared full-resolution refinement that sees
+the fused input again, so mask edges are drawn at pixel precision from ``d = fg_bg - bg``, its log
+magnitude and the difference left after the best small shift of bg (which a moved background shot
+does not light up); the object's depth is pooled into one value over its own pixels
+(``layers.pool_object_depth``). ModelConfig() is the "small" variant: ~52 M multiply-adds per 64 px pair, 1/40 of the Session-15 network.
 
 ``build_model(name, **kw)`` builds any model of ``MODELS`` (DepthMaskNet, its variants, and the
 seed projects' baselines); all share ``forward(bg, fg_bg) -> {"mask", "depth"}``.

@@ -130,17 +130,18 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     assert predictor(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))[
         "mask"
     ].shape == (40, 40)
-    # a checkpoint written before ModelConfig.object_depth and split_stem existed: two head
-    # channels, one stem conv, neither field
+    # a checkpoint written before ModelConfig.object_depth, split_stem and match_exposure existed:
+    # two head channels, one stem conv, no exposure matching, none of the fields
     state = ckpt.load(tmp_path / "run" / "best.pt")
-    old = DepthMaskNet(replace(model.cfg, object_depth=False, split_stem=0.0))
+    old = DepthMaskNet(replace(model.cfg, object_depth=False, split_stem=0.0, match_exposure=False))
     state["model"] = old.state_dict()
-    for field in ("object_depth", "split_stem"):
+    for field in ("object_depth", "split_stem", "match_exposure"):
         del state["model_config"]["config"][field]
     ckpt.save(tmp_path / "old.pt", state)
     loaded = Predictor.from_checkpoint(tmp_path / "old.pt").model
     assert loaded.head.out_channels == 2
     assert isinstance(loaded.encoder.stem[0], nn.Sequential)  # conv-BN-ReLU, not a SplitStem
+    assert not loaded.cfg.match_exposure and model.cfg.match_exposure
     torch.save(model.state_dict(), tmp_path / "weights_only.pt")
     with pytest.raises(CheckpointError, match="weights_only.pt: not an eva_depthmask checkpoint"):
         Predictor.from_checkpoint(tmp_path / "weights_only.pt")
