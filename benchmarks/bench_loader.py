@@ -4,9 +4,12 @@ of DataLoader workers.
 On a GPU, fit() trains no faster than its loader feeds it, whatever the network: this measures the
 loader alone (fit's own ``train_loader``: reading, decoding, augmentation, tensors and batching;
 first-epoch reads, no cache) on the demo's data recipe at ``--size``. ``--opencv-threads 0`` shows
-OpenCV's default (a thread per core in every worker) next to fit's one thread per worker.
+OpenCV's default (a thread per core in every worker) next to fit's one thread per worker. ``--cached``
+adds the in-process rate of a later epoch, once fit()'s sample cache holds the decoded quartets
+(augmentation, tensors and batching only).
 
     .venv/bin/python benchmarks/bench_loader.py --size 224 --workers 0 1 2
+    .venv/bin/python benchmarks/bench_loader.py --size 64 --workers 0 --cached --out /tmp/l.json
     python benchmarks/bench_loader.py --size 224 --workers 4 8 15 --opencv-threads 1 0  # GPU machine
 
 Writes benchmarks/results/bench_loader.json and prints a markdown table.
@@ -33,6 +36,7 @@ from eva_depthmask.loaders import EpochSampler, TrainData, opencv_threads, train
 
 RESULTS = Path(__file__).parent / "results" / "bench_loader.json"
 WARM_BATCHES = 3  # not timed: worker start-up and the first prefetches
+CACHE_MB = 4096  # --cached: room for every measured sample
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--batches", type=int, default=40, help="batches per measurement")
+    p.add_argument(
+        "--cached", action="store_true", help="also time an in-process epoch from the sample cache"
+    )
     p.add_argument("--data", type=Path, default=None, help="a dataset folder (default: generated)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -57,17 +64,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def loader_rate(
-    data: TrainData, size: int, batch: int, batches: int, workers: int, threads: int
+    data: TrainData,
+    size: int,
+    batch: int,
+    batches: int,
+    workers: int,
+    threads: int,
+    cached: bool = False,
 ) -> dict:
     """Samples/s of fit's training loader over ``batches`` batches, less the first few; ``threads``:
-    OpenCV's in the workers (0: OpenCV's default)."""
+    OpenCV's in the workers (0: OpenCV's default). ``cached``: in-process, after one untimed pass
+    over the same samples has filled the sample cache, as fit() reads from its second epoch."""
     stats = data.stats()
-    dataset = data.dataset("train", size, seed=0, stats=stats)
+    cache_mb = CACHE_MB if cached else 0
+    dataset = data.dataset("train", size, seed=0, stats=stats, cache_mb=cache_mb)
     if len(dataset) < batch * batches:
         raise ValueError(f"--batches: the data has {len(dataset)} train samples, fewer than needed")
     sampler = EpochSampler(len(dataset), seed=0, stage=0, epoch=0, batch_size=batch)
     sampler.indices = sampler.indices[: batch * batches]
-    loader = train_loader(dataset, sampler, batch, workers, pin_memory=False)
+    loader = train_loader(dataset, sampler, batch, 0 if cached else workers, pin_memory=False)
+    if cached:
+        for _ in loader:
+            pass
     with opencv_threads(threads if threads > 0 and workers else None):  # as fit() sets it
         start = time.perf_counter()
         for i, _ in enumerate(loader):
@@ -75,8 +93,9 @@ def loader_rate(
                 warm = time.perf_counter()
         end = time.perf_counter()
     return {
-        "workers": workers,
-        "opencv_threads": threads if workers else None,
+        "workers": 0 if cached else workers,
+        "opencv_threads": threads if workers and not cached else None,
+        "cached": cached,
         "first_batches_s": warm - start,
         "samples_per_s": (batches - WARM_BATCHES) * batch / (end - warm),
     }
@@ -105,6 +124,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     loader_rate(data, args.size, args.batch, args.batches, workers, threads)
                 )
                 print(json.dumps(rows[-1]), flush=True)
+        if args.cached:
+            rows.append(loader_rate(data, args.size, args.batch, args.batches, 0, 1, cached=True))
+            print(json.dumps(rows[-1]), flush=True)
     meta = {
         "command": " ".join(["python", *sys.argv]) if argv is None else f"main({argv})",
         "size": args.size,
@@ -121,9 +143,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("| workers | OpenCV threads | samples/s | first batches s |\n|---|---|---|---|")
     for r in rows:
         threads = {None: "-", 0: "default"}.get(r["opencv_threads"], r["opencv_threads"])
-        print(
-            f"| {r['workers']} | {threads} | {r['samples_per_s']:.0f} | {r['first_batches_s']:.2f} |"
-        )
+        workers = f"{r['workers']}{' (cached)' if r.get('cached') else ''}"
+        print(f"| {workers} | {threads} | {r['samples_per_s']:.0f} | {r['first_batches_s']:.2f} |")
     return rows
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from eva_depthmask.dataset import QuartetDataset
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -32,6 +34,20 @@ def test_bench_loader_times_each_worker_count_once_in_process(tmp_path, capsys):
     assert all(r["samples_per_s"] > 0 for r in rows)
     table = capsys.readouterr().out.split("| workers |")[1]
     assert "| 0 | - |" in table and "| 1 | 1 |" in table and "| 1 | default |" in table
+
+
+def test_bench_loader_cached_row_reads_every_sample_once(tmp_path, monkeypatch, capsys):
+    bench = load("bench_loader")
+    data = bench.TrainData(bench.demo_data(32, 20, tmp_path / "data"), bench.PLANS["default"].aug)
+    data.stats()  # read before counting: the count below is the loader's alone
+    reads = []
+    real_raw = QuartetDataset.raw
+    monkeypatch.setattr(QuartetDataset, "raw", lambda self, i: reads.append(i) or real_raw(self, i))
+    row = bench.loader_rate(data, 32, batch=4, batches=5, workers=1, threads=1, cached=True)
+    # the untimed pass decodes the 20 samples; the timed one finds them all in the cache
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 20
+    assert (row["workers"], row["opencv_threads"], row["cached"]) == (0, None, True)
+    assert row["samples_per_s"] > 0
 
 
 def test_bench_loader_refuses_too_few_batches_by_name(capsys):
