@@ -75,6 +75,7 @@ def loader_rate(
     """Samples/s of fit's training loader over ``batches`` batches, less the first few; ``threads``:
     OpenCV's in the workers (0: OpenCV's default). ``cached``: in-process, after one untimed pass
     over the same samples has filled the sample cache, as fit() reads from its second epoch."""
+    workers = 0 if cached else workers  # the cache lives in the process that reads
     stats = data.stats()
     cache_mb = CACHE_MB if cached else 0
     dataset = data.dataset("train", size, seed=0, stats=stats, cache_mb=cache_mb)
@@ -82,7 +83,7 @@ def loader_rate(
         raise ValueError(f"--batches: the data has {len(dataset)} train samples, fewer than needed")
     sampler = EpochSampler(len(dataset), seed=0, stage=0, epoch=0, batch_size=batch)
     sampler.indices = sampler.indices[: batch * batches]
-    loader = train_loader(dataset, sampler, batch, 0 if cached else workers, pin_memory=False)
+    loader = train_loader(dataset, sampler, batch, workers, pin_memory=False)
     if cached:
         for _ in loader:
             pass
@@ -93,8 +94,8 @@ def loader_rate(
                 warm = time.perf_counter()
         end = time.perf_counter()
     return {
-        "workers": 0 if cached else workers,
-        "opencv_threads": threads if workers and not cached else None,
+        "workers": workers,
+        "opencv_threads": threads if workers else None,
         "cached": cached,
         "first_batches_s": warm - start,
         "samples_per_s": (batches - WARM_BATCHES) * batch / (end - warm),
