@@ -5,12 +5,12 @@ On a GPU, fit() trains no faster than its loader feeds it, whatever the network:
 loader alone (fit's own ``train_loader``: reading, decoding, augmentation, tensors and batching;
 first-epoch reads, no cache) on the demo's data recipe at ``--size``. ``--opencv-threads 0`` shows
 OpenCV's default (a thread per core in every worker) next to fit's one thread per worker. ``--cached``
-adds the in-process rate of a later epoch, once fit()'s sample cache holds the decoded quartets
-(augmentation, tensors and batching only).
+adds, for each worker count, the rate of a later epoch, once fit()'s sample cache (shared by the
+workers of every epoch) holds the decoded quartets: augmentation, tensors and batching only.
 
     .venv/bin/python benchmarks/bench_loader.py --size 224 --workers 0 1 2
     .venv/bin/python benchmarks/bench_loader.py --size 64 --workers 0 --cached --out /tmp/l.json
-    python benchmarks/bench_loader.py --size 224 --workers 4 8 15 --opencv-threads 1 0  # GPU machine
+    python benchmarks/bench_loader.py --size 224 --workers 1 8 15 --cached  # GPU machine
 
 Writes benchmarks/results/bench_loader.json and prints a markdown table.
 """
@@ -52,9 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--batches", type=int, default=40, help="batches per measurement")
-    p.add_argument(
-        "--cached", action="store_true", help="also time an in-process epoch from the sample cache"
-    )
+    p.add_argument("--cached", action="store_true", help="also time an epoch from the sample cache")
     p.add_argument("--data", type=Path, default=None, help="a dataset folder (default: generated)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -73,9 +71,8 @@ def loader_rate(
     cached: bool = False,
 ) -> dict:
     """Samples/s of fit's training loader over ``batches`` batches, less the first few; ``threads``:
-    OpenCV's in the workers (0: OpenCV's default). ``cached``: in-process, after one untimed pass
-    over the same samples has filled the sample cache, as fit() reads from its second epoch."""
-    workers = 0 if cached else workers  # the cache lives in the process that reads
+    OpenCV's in the workers (0: OpenCV's default). ``cached``: after one untimed pass over the
+    same samples has filled the sample cache, as fit() reads from its second epoch."""
     stats = data.stats()
     cache_mb = CACHE_MB if cached else 0
     dataset = data.dataset("train", size, seed=0, stats=stats, cache_mb=cache_mb)
@@ -84,10 +81,9 @@ def loader_rate(
     sampler = EpochSampler(len(dataset), seed=0, stage=0, epoch=0, batch_size=batch)
     sampler.indices = sampler.indices[: batch * batches]
     loader = train_loader(dataset, sampler, batch, workers, pin_memory=False)
-    if cached:
-        for _ in loader:
-            pass
     with opencv_threads(threads if threads > 0 and workers else None):  # as fit() sets it
+        for _ in loader if cached else ():
+            pass
         start = time.perf_counter()
         for i, _ in enumerate(loader):
             if i + 1 == WARM_BATCHES:
@@ -121,13 +117,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for workers in args.workers:
                 if workers == 0 and rows and any(r["workers"] == 0 for r in rows):
                     continue  # in-process loading has no workers to set OpenCV's threads for
-                rows.append(
-                    loader_rate(data, args.size, args.batch, args.batches, workers, threads)
-                )
-                print(json.dumps(rows[-1]), flush=True)
-        if args.cached:
-            rows.append(loader_rate(data, args.size, args.batch, args.batches, 0, 1, cached=True))
-            print(json.dumps(rows[-1]), flush=True)
+                for cached in (False, True) if args.cached else (False,):
+                    rows.append(
+                        loader_rate(
+                            data, args.size, args.batch, args.batches, workers, threads, cached
+                        )
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
     meta = {
         "command": " ".join(["python", *sys.argv]) if argv is None else f"main({argv})",
         "size": args.size,

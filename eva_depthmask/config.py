@@ -309,7 +309,7 @@ class TrainConfig:
     # torch threads while training on a CPU; None: the cores the loader workers leave (at most
     # torch's current setting); 0: leave torch's setting
     threads: int | None = None
-    # decoded train samples kept in memory (MiB) when loading runs in-process (num_workers 0)
+    # decoded train samples kept in memory (MiB), shared by the loader workers of every epoch
     cache_mb: float = 2048
     device: str = "auto"  # "auto" (CUDA if available), "cuda" or "cpu"
     tensorboard: bool = True

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import AugConfig, DataConfig, to_dict
 from .dataset import QuartetDataset
+from .samplecache import SampleCache
 from .transforms import get_transforms, sample_seed
 
 STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json
@@ -79,11 +80,10 @@ def cores() -> int:
 def default_workers(device: torch.device, world: int = 1) -> int:
     """DataLoader workers of each of ``world`` processes. On a GPU, every core of the process's
     share but the one that drives its GPU: at 224 px the loader, not the GPU, can set the pace
-    (benchmarks/bench_fit_workers.py). On a CPU none: loading runs in-process between steps, every
-    core trains, and decoded samples stay cached across epochs (``TrainConfig.cache_mb``). On 2
-    cores at 64 px that trains ~220 images/s from the second epoch on, against ~190 for 1 thread + 1
-    worker and ~150 for 2 threads + 1 worker, whose worker stalls the OpenMP threads it shares cores
-    with (README, Training)."""
+    (benchmarks/bench_fit_workers.py). On a CPU none: loading runs in-process between steps and every
+    core trains (on 2 cores at 64 px, 319 images/s in the second epoch against 249 for 1 thread + 1
+    worker; a worker beside 2 threads stalls the OpenMP threads it shares a core with; README,
+    Training). Either way decoded samples stay cached across epochs (``TrainConfig.cache_mb``)."""
     return max(cores() // world - 1, 0) if device.type == "cuda" else 0
 
 
@@ -113,16 +113,19 @@ def eval_batches(
 class SeededSamples(Dataset):
     """A QuartetDataset whose augmentation is seeded per (run seed, epoch tag, index).
 
-    With ``cache_mb`` > 0, decoded raw samples are kept in memory as they are first read, until they
-    fill ``cache_mb`` MiB; later epochs then skip the file reading and decoding (about half of a
-    sample's loading cost at 64 px). The cache lives in the process that reads: it lasts across
-    epochs only when the DataLoader has no workers.
+    With ``cache_mb`` > 0, decoded raw samples are kept as they are first read, until they fill
+    ``cache_mb`` MiB, in memory that the DataLoader workers of every epoch share (``SampleCache``):
+    later epochs skip the file reading and decoding, with workers or without.
     """
 
     def __init__(self, base: QuartetDataset, transform, seed: int, cache_mb: float = 0):
         self.base, self.transform, self.seed = base, transform, seed
-        self.cache: dict[int, dict] = {}
-        self.cache_bytes, self.cache_limit = 0, int(cache_mb * 2**20)
+        self.cache = None
+        if cache_mb > 0 and len(base):
+            first = base.raw(0)
+            self.cache = SampleCache(len(base), first, int(cache_mb * 2**20))
+            self.cache.put(0, first)
+        self.ids = base.ids  # built once: a cached sample still needs its id (it seeds transforms)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -132,15 +135,14 @@ class SeededSamples(Dataset):
         return self.transform(self.raw(index), seed=sample_seed(self.seed, tag, index))
 
     def raw(self, index: int) -> dict:
-        """Raw sample ``index``, from the cache when it is there (transforms never write into it)."""
-        raw = self.cache.get(index)
-        if raw is None:
-            raw = self.base.raw(index)
-            size = sum(v.nbytes for v in raw.values() if isinstance(v, np.ndarray))
-            if self.cache_bytes + size <= self.cache_limit:
-                self.cache[index] = raw
-                self.cache_bytes += size
-        return dict(raw)
+        """Raw sample ``index``, from the cache when it is there."""
+        held = self.cache.get(index) if self.cache is not None else None
+        if held is not None:
+            return {**held, "id": self.ids[index]}
+        raw = self.base.raw(index)
+        if self.cache is not None:
+            self.cache.put(index, raw)
+        return raw
 
 
 @dataclass(frozen=True)

@@ -209,8 +209,7 @@ def _train_stages(ctx, net, loss_fn, device, fmt, workers: int, last_val: dict) 
     rank, world, sched = ctx["rank"], ctx["world"], ctx["sched"]
     for stage in range(where["stage"], len(cfg.stages)):
         size, epochs, batch = cfg.stages[stage]
-        # a worker's cache would die with it at the end of every epoch
-        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb * (workers == 0))
+        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb)
         val_ds = data.dataset("val", size, stats=stats)
         if cfg.max_val_samples:
             val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))

@@ -1,6 +1,7 @@
-"""What training reads: the in-memory cache of decoded train samples (loaders.SeededSamples), and
+"""What training reads: the shared in-memory cache of decoded train samples (samplecache), and
 OpenCV's threads in the DataLoader workers that fit() and evaluation fork."""
 
+import pickle
 from dataclasses import replace
 
 import cv2
@@ -9,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from eva_depthmask.config import AugConfig, DataConfig
+from eva_depthmask.datagen import make_dataset
 from eva_depthmask.loaders import (
     EpochSampler,
     TrainData,
@@ -17,6 +19,7 @@ from eva_depthmask.loaders import (
     train_loader,
 )
 from eva_depthmask.realism import PERTURBATIONS
+from eva_depthmask.samplecache import SampleCache
 
 DATA = DataConfig(size=32, n_bg=6, n_fg=2, placements=1)
 # every augmentation fires, so a transform that wrote into its input would show
@@ -37,7 +40,7 @@ def test_cached_samples_equal_uncached_ones_in_every_epoch():
             a, b = cached[epoch_tag * n + i], plain[epoch_tag * n + i]
             for key in ("bg", "fg_bg", "mask", "depth"):
                 assert torch.equal(a[key], b[key]), (epoch_tag, i, key)
-    assert len(cached.cache) == n and not plain.cache
+    assert len(cached.cache) == n and plain.cache is None
     # later epochs are augmented anew, not served from a cached augmentation
     assert not torch.equal(cached[0]["bg"], cached[n]["bg"])
 
@@ -45,14 +48,74 @@ def test_cached_samples_equal_uncached_ones_in_every_epoch():
 def test_cache_stops_filling_at_its_limit():
     data = TrainData(DATA)
     one = data.dataset("train", 32, cache_mb=64)
-    one[0]
-    per_sample = one.cache_bytes
-    assert per_sample == 32 * 32 * (3 + 3 + 1) + 32 * 32 * 4  # uint8 images and mask, float32 depth
+    per_sample = one.cache.sample_bytes
+    # uint8 images and mask; depth on the 16-bit grid that storage also uses, so kept as uint16
+    assert per_sample == 32 * 32 * (3 + 3 + 1 + 2) and one.cache.depth_u16
     small = data.dataset("train", 32, cache_mb=2.5 * per_sample / 2**20)
     for i in range(len(small)):
         small[i]
-    assert len(small.cache) == 2 and small.cache_bytes == 2 * per_sample
-    assert sorted(small.cache) == [0, 1]  # the first ones read stay; the rest are read every time
+    assert len(small.cache) == 2 and small.cache.nbytes == 2 * per_sample
+    assert small.cache.filled.tolist() == [
+        1,
+        1,
+    ]  # the first two have slots; the rest are read each time
+
+
+def test_workers_of_every_epoch_share_one_cache_and_later_epochs_read_no_files(tmp_path):
+    root = make_dataset(tmp_path / "data", DATA, workers=0)
+    data = TrainData(root, EVERYTHING)
+    cached = data.dataset("train", 32, seed=5, cache_mb=64)
+    n = len(cached)
+    assert cached.cache.depth_u16  # a 16-bit PNG's depth, given back bit for bit (below)
+
+    def epoch(ds, number):
+        sampler = EpochSampler(n, seed=5, stage=0, epoch=number, batch_size=4)
+        return list(train_loader(ds, sampler, 4, workers=2, pin_memory=False))
+
+    first = epoch(cached, 0)  # decoded by two forked workers, into memory this process shares
+    assert len(cached.cache) == n
+    want = epoch(data.dataset("train", 32, seed=5), 1)  # from the files
+    for sub in ("bg", "fg_bg", "mask", "depth"):  # no sample file is left to read
+        for f in (root / sub).iterdir():
+            f.unlink()
+    got = epoch(cached, 1)
+    for a, b in zip(got + first, want + first, strict=True):
+        for key in ("bg", "fg_bg", "mask", "depth"):
+            assert torch.equal(a[key], b[key]), key
+
+
+def quartet(depth: np.ndarray) -> dict:
+    h, w = depth.shape
+    rng = np.random.default_rng(0)
+    images = {k: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for k in ("bg", "fg_bg")}
+    return {**images, "mask": (depth > 0.5).astype(np.uint8), "depth": depth}
+
+
+def test_a_depth_off_the_16_bit_grid_is_kept_as_float32_and_misfits_are_not_kept():
+    off_grid = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8) * np.float32(0.999)
+    cache = SampleCache(4, quartet(off_grid), limit_bytes=2**20)
+    assert not cache.depth_u16 and cache.sample_bytes == 48 * (3 + 3 + 1 + 4)
+    assert cache.put(0, quartet(off_grid)) and cache.get(1) is None
+    assert np.array_equal(cache.get(0)["depth"], off_grid)
+    assert not cache.put(1, quartet(off_grid[:, :4]))  # another shape
+    assert not cache.put(1, quartet(off_grid.astype(np.float64)))  # would come back as float32
+    assert not cache.put(7, quartet(off_grid))  # beyond the dataset
+    on_grid = np.round(off_grid * 65535) / np.float32(65535)
+    cache = SampleCache(4, quartet(on_grid), limit_bytes=2**20)
+    assert cache.depth_u16 and not cache.put(2, quartet(off_grid))  # would not come back the same
+    assert cache.put(2, quartet(on_grid)) and np.array_equal(cache.get(2)["depth"], on_grid)
+    got = cache.get(2)
+    got["bg"][:] = 0  # a copy: writing into what get() gave leaves the slot as it was
+    assert np.array_equal(cache.get(2)["bg"], quartet(on_grid)["bg"])
+
+
+def test_a_pickled_dataset_carries_no_cache_and_reads_the_same_samples():
+    data = TrainData(DATA)
+    cached = data.dataset("train", 32, cache_mb=64)
+    copy = pickle.loads(pickle.dumps(cached))  # what a worker started with "spawn" gets
+    assert copy.cache.slots == 0 and len(copy.cache) == 0
+    assert torch.equal(copy[1]["depth"], cached[1]["depth"])
+    assert len(copy.cache) == 0
 
 
 class OpenCVThreads(Dataset):
