@@ -2,7 +2,7 @@
 of DataLoader workers.
 
 On a GPU, fit() trains no faster than its loader feeds it, whatever the network: this measures the
-loader alone (fit's own ``train_loader``: reading, decoding, augmentation, tensors and batching;
+loader alone (fit's own ``train_loader``: reading, decoding, augmentation, uint8 tensors and batching;
 first-epoch reads, no cache) on the demo's data recipe at ``--size``. ``--opencv-threads 0`` shows
 OpenCV's default (a thread per core in every worker) next to fit's one thread per worker. ``--cached``
 adds, for each worker count, the rate of a later epoch, once fit()'s sample cache (shared by the
@@ -75,7 +75,7 @@ def loader_rate(
     same samples has filled the sample cache, as fit() reads from its second epoch."""
     stats = data.stats()
     cache_mb = CACHE_MB if cached else 0
-    dataset = data.dataset("train", size, seed=0, stats=stats, cache_mb=cache_mb)
+    dataset = data.dataset("train", size, seed=0, stats=stats, cache_mb=cache_mb, normalize=False)
     if len(dataset) < batch * batches:
         raise ValueError(f"--batches: the data has {len(dataset)} train samples, fewer than needed")
     sampler = EpochSampler(len(dataset), seed=0, stage=0, epoch=0, batch_size=batch)

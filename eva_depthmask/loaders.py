@@ -177,11 +177,13 @@ class TrainData:
         seed: int = 0,
         stats: dict | None = None,
         cache_mb: float = 0,
+        normalize: bool = True,
     ) -> Dataset:
         """Tensor samples of ``split`` at ``size`` px; for "train", seeded per epoch and index
-        (``SeededSamples``, whose in-memory cache of decoded samples holds up to ``cache_mb`` MiB)."""
+        (``SeededSamples``, whose in-memory cache of decoded samples holds up to ``cache_mb`` MiB).
+        ``normalize=False``: uint8 images and mask, as fit() loads them (transforms.normalize)."""
         ds = self.raw(split, size)
-        transform = get_transforms(split, size, self.aug, stats or self.stats())
+        transform = get_transforms(split, size, self.aug, stats or self.stats(), normalize)
         if split == "train":
             return SeededSamples(ds, transform, seed, cache_mb)
         ds.transform = transform

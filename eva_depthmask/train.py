@@ -32,6 +32,7 @@ from .loaders import (
 from .losses import DepthMaskLoss
 from .metrics import MetricAccumulator
 from .runlog import RunLog
+from .transforms import check_stats, normalize
 
 # Settings that may change between a run and its resumption without changing what it computes.
 RESUME_FREE = {
@@ -209,7 +210,8 @@ def _train_stages(ctx, net, loss_fn, device, fmt, workers: int, last_val: dict) 
     rank, world, sched = ctx["rank"], ctx["world"], ctx["sched"]
     for stage in range(where["stage"], len(cfg.stages)):
         size, epochs, batch = cfg.stages[stage]
-        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb)
+        # uint8 from the loader, a quarter of the bytes for workers to hand over; normalised per batch
+        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb, normalize=False)
         val_ds = data.dataset("val", size, stats=stats)
         if cfg.max_val_samples:
             val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
@@ -269,11 +271,15 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
     )
     t0, seen = time.perf_counter(), 0
     t_step = t0
+    mean, std = check_stats(ctx["stats"])
     for batch in loader:
         bg, fg_bg = (
-            batch[k].to(device, non_blocking=True, memory_format=fmt) for k in ("bg", "fg_bg")
+            normalize(batch[k].to(device, non_blocking=True), mean, std).contiguous(
+                memory_format=fmt
+            )
+            for k in ("bg", "fg_bg")
         )
-        true = {k: batch[k].to(device, non_blocking=True) for k in ("mask", "depth")}
+        true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
         with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
             pred = net(bg, fg_bg)
         losses = loss_fn(pred, true)

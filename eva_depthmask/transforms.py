@@ -4,6 +4,9 @@ A raw sample (what dataset.py reads) is numpy: ``bg``, ``fg_bg`` uint8 ``(H, W, 
 ``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1] (0 near), ``id`` str. A tensor sample
 (what the model sees) is ``bg``, ``fg_bg`` float32 ``(3, H, W)`` normalised with the dataset's
 mean/std, ``mask`` float32 ``(1, H, W)`` in {0, 1}, ``depth`` float32 ``(1, H, W)`` in [0, 1], ``id``.
+A transform made with ``normalize=False`` stops short of that, for training: its images stay uint8
+``(3, H, W)`` and its mask uint8, a quarter of the bytes for DataLoader workers to hand over, and
+``normalize`` finishes them per batch on the training device (the same float32 values, bit for bit).
 
 The train pipeline runs three stages, each from its own seed (so switching one group off leaves
 the others' draws unchanged):
@@ -53,6 +56,7 @@ __all__ = [
     "check_sample",
     "denormalize",
     "get_transforms",
+    "normalize",
     "robustness_preset",
     "sample_seed",
     "to_numpy_sample",
@@ -125,6 +129,14 @@ def check_stats(stats: dict | None) -> tuple[np.ndarray, np.ndarray]:
 def to_tensor_sample(raw: dict, stats: dict | None = None) -> dict:
     """A raw sample as a tensor sample at its own size, without augmentation (see module doc)."""
     return _to_tensors(check_sample(raw), *check_stats(stats))
+
+
+def normalize(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """uint8 images ``(3, H, W)`` or ``(B, 3, H, W)`` in 0..255 to float32 ``(x / 255 - mean) / std``,
+    on ``x``'s device; ``mean``, ``std``: float32 ``(3,)`` in [0, 1] units (``check_stats``)."""
+    scale = torch.from_numpy(1.0 / (255.0 * std)).to(x.device).view(3, 1, 1)
+    shift = torch.from_numpy(mean / std).to(x.device).view(3, 1, 1)
+    return x.float().mul_(scale).sub_(shift)  # in one pass over the float copy
 
 
 def denormalize(x: torch.Tensor | np.ndarray, stats: dict | None = None) -> torch.Tensor:
@@ -227,15 +239,14 @@ def apply_photometric(compose: A.Compose, sample: dict, seed: int) -> dict:
     return {**sample, "bg": out["image"], "fg_bg": out["fg_bg"]}
 
 
-def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray) -> dict:
-    scale = torch.from_numpy(1.0 / (255.0 * std)).view(3, 1, 1)
-    shift = torch.from_numpy(mean / std).view(3, 1, 1)
+def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray, norm: bool = True) -> dict:
     out = {"id": raw["id"]}
     for key in ("bg", "fg_bg"):
         # uint8 to CHW first: converting the strided HWC view to float is ~3x slower
         img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1).contiguous()
-        out[key] = img.float().mul_(scale).sub_(shift)  # (x / 255 - mean) / std in one pass
-    out["mask"] = torch.from_numpy(np.ascontiguousarray(raw["mask"])).float().unsqueeze(0)
+        out[key] = normalize(img, mean, std) if norm else img
+    mask = torch.from_numpy(np.ascontiguousarray(raw["mask"])).unsqueeze(0)
+    out["mask"] = mask.float() if norm else mask
     out["depth"] = torch.from_numpy(np.ascontiguousarray(raw["depth"])).float().unsqueeze(0)
     return out
 
@@ -259,7 +270,12 @@ class QuartetTransform:
     """
 
     def __init__(
-        self, split: str, size: int, cfg: AugConfig = DEFAULT_AUG, stats: dict | None = None
+        self,
+        split: str,
+        size: int,
+        cfg: AugConfig = DEFAULT_AUG,
+        stats: dict | None = None,
+        normalize: bool = True,
     ):
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
@@ -267,6 +283,7 @@ class QuartetTransform:
             raise ValueError(f"size: expected an int >= 8 (square images), got {size!r}")
         self.split, self.size, self.cfg, self.stats = split, int(size), cfg, stats
         self.mean, self.std = check_stats(stats)
+        self.normalize = normalize
         train = split == "train"
         self.spatial = build_spatial(cfg, self.size, randomise=train and cfg.spatial)
         self.photometric = build_photometric(cfg) if train and cfg.photometric else None
@@ -280,7 +297,7 @@ class QuartetTransform:
         self._rng_key: object = ()
 
     def __call__(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
-        return _to_tensors(self.augment(sample, seed), self.mean, self.std)
+        return _to_tensors(self.augment(sample, seed), self.mean, self.std, self.normalize)
 
     def augment(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
         """The augmented raw sample (uint8 images, ``(H, W)`` mask and depth) at ``size``."""
@@ -322,8 +339,13 @@ class QuartetTransform:
 
 
 def get_transforms(
-    split: str, size: int, cfg: AugConfig = DEFAULT_AUG, stats: dict | None = None
+    split: str,
+    size: int,
+    cfg: AugConfig = DEFAULT_AUG,
+    stats: dict | None = None,
+    normalize: bool = True,
 ) -> QuartetTransform:
     """The transform of a split at ``size`` px; ``stats`` is the dataset's stats.json dict
-    (``{"mean": [r, g, b], "std": [r, g, b]}`` in [0, 1] units), None for ImageNet's."""
-    return QuartetTransform(split, size, cfg, stats)
+    (``{"mean": [r, g, b], "std": [r, g, b]}`` in [0, 1] units), None for ImageNet's;
+    ``normalize=False``: uint8 images and mask, for ``normalize`` to finish per batch."""
+    return QuartetTransform(split, size, cfg, stats, normalize)
