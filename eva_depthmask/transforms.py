@@ -136,7 +136,7 @@ def normalize(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tenso
     on ``x``'s device; ``mean``, ``std``: float32 ``(3,)`` in [0, 1] units (``check_stats``)."""
     scale = torch.from_numpy(1.0 / (255.0 * std)).to(x.device).view(3, 1, 1)
     shift = torch.from_numpy(mean / std).to(x.device).view(3, 1, 1)
-    return x.float().mul_(scale).sub_(shift)  # in one pass over the float copy
+    return x.float().mul_(scale).sub_(shift)  # (x / 255 - mean) / std, in place on the float copy
 
 
 def denormalize(x: torch.Tensor | np.ndarray, stats: dict | None = None) -> torch.Tensor:
