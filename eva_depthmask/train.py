@@ -32,7 +32,7 @@ from .loaders import (
 from .losses import DepthMaskLoss
 from .metrics import MetricAccumulator
 from .runlog import RunLog
-from .transforms import check_stats, normalize
+from .transforms import check_stats, norm_constants, normalize
 
 # Settings that may change between a run and its resumption without changing what it computes.
 RESUME_FREE = {
@@ -271,10 +271,10 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
     )
     t0, seen = time.perf_counter(), 0
     t_step = t0
-    mean, std = check_stats(ctx["stats"])
+    scale, shift = norm_constants(*check_stats(ctx["stats"]), device)
     for batch in loader:
         bg, fg_bg = (
-            normalize(batch[k].to(device, non_blocking=True), mean, std).contiguous(
+            normalize(batch[k].to(device, non_blocking=True), scale, shift).contiguous(
                 memory_format=fmt
             )
             for k in ("bg", "fg_bg")

@@ -56,6 +56,7 @@ __all__ = [
     "check_sample",
     "denormalize",
     "get_transforms",
+    "norm_constants",
     "normalize",
     "robustness_preset",
     "sample_seed",
@@ -131,12 +132,21 @@ def to_tensor_sample(raw: dict, stats: dict | None = None) -> dict:
     return _to_tensors(check_sample(raw), *check_stats(stats))
 
 
-def normalize(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
-    """uint8 images ``(3, H, W)`` or ``(B, 3, H, W)`` in 0..255 to float32 ``(x / 255 - mean) / std``,
-    on ``x``'s device; ``mean``, ``std``: float32 ``(3,)`` in [0, 1] units (``check_stats``)."""
-    scale = torch.from_numpy(1.0 / (255.0 * std)).to(x.device).view(3, 1, 1)
-    shift = torch.from_numpy(mean / std).to(x.device).view(3, 1, 1)
-    return x.float().mul_(scale).sub_(shift)  # (x / 255 - mean) / std, in place on the float copy
+def norm_constants(
+    mean: np.ndarray, std: np.ndarray, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` float32 ``(3, 1, 1)`` on ``device`` for ``normalize``, from ``mean``,
+    ``std``: float32 ``(3,)`` in [0, 1] units (``check_stats``). Made once per epoch by fit(): a
+    host-to-GPU copy per batch would wait for the GPU each time."""
+    scale = torch.from_numpy(1.0 / (255.0 * std)).view(3, 1, 1).to(device)
+    shift = torch.from_numpy(mean / std).view(3, 1, 1).to(device)
+    return scale, shift
+
+
+def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(3, H, W)`` or ``(B, 3, H, W)`` in 0..255 to float32 ``(x / 255 - mean) / std``
+    on ``x``'s device, with ``norm_constants`` there."""
+    return x.float().mul_(scale).sub_(shift)  # in place on the float copy
 
 
 def denormalize(x: torch.Tensor | np.ndarray, stats: dict | None = None) -> torch.Tensor:
@@ -244,7 +254,7 @@ def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray, norm: bool = True)
     for key in ("bg", "fg_bg"):
         # uint8 to CHW first: converting the strided HWC view to float is ~3x slower
         img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1).contiguous()
-        out[key] = normalize(img, mean, std) if norm else img
+        out[key] = normalize(img, *norm_constants(mean, std)) if norm else img
     mask = torch.from_numpy(np.ascontiguousarray(raw["mask"])).unsqueeze(0)
     out["mask"] = mask.float() if norm else mask
     out["depth"] = torch.from_numpy(np.ascontiguousarray(raw["depth"])).float().unsqueeze(0)

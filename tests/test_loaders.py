@@ -20,7 +20,7 @@ from eva_depthmask.loaders import (
 )
 from eva_depthmask.realism import PERTURBATIONS
 from eva_depthmask.samplecache import SampleCache
-from eva_depthmask.transforms import check_stats, normalize
+from eva_depthmask.transforms import check_stats, norm_constants, normalize
 
 DATA = DataConfig(size=32, n_bg=6, n_fg=2, placements=1)
 # every augmentation fires, so a transform that wrote into its input would show
@@ -50,13 +50,13 @@ def test_uint8_samples_normalised_per_batch_equal_the_normalised_samples_bit_for
     data = TrainData(DATA, EVERYTHING)
     loaded = data.dataset("train", 32, seed=3, normalize=False)  # as fit() loads them
     ready = data.dataset("train", 32, seed=3)
-    mean, std = check_stats(data.stats())
+    scale, shift = norm_constants(*check_stats(data.stats()))
     for key in ("bg", "fg_bg", "mask", "depth"):
         got = torch.stack([loaded[i][key] for i in range(4)])
         want = torch.stack([ready[i][key] for i in range(4)])
         if key in ("bg", "fg_bg"):
             assert got.dtype == torch.uint8 and got.shape == (4, 3, 32, 32)
-            got = normalize(got, mean, std)
+            got = normalize(got, scale, shift)
         assert torch.equal(got.float(), want), key
 
 
