@@ -19,8 +19,9 @@ from math import prod
 
 import numpy as np
 
+from .storage import DEPTH_SCALE  # a 16-bit PNG's grid: depth kept as uint16 when it lies on it
+
 ARRAYS = ("bg", "fg_bg", "mask", "depth")
-DEPTH_SCALE = 65535  # a 16-bit PNG's grid: depth stored as uint16 when it lies on it exactly
 
 
 def _depth_to_u16(depth: np.ndarray) -> np.ndarray | None:
@@ -48,7 +49,6 @@ class SampleCache:
 
     def __init__(self, n: int, first: dict, limit_bytes: int):
         u16 = _depth_to_u16(first["depth"]) is not None
-        self.depth_u16 = u16
         self.layout = {
             k: (first[k].shape, np.dtype(np.uint16 if k == "depth" and u16 else first[k].dtype))
             for k in ARRAYS
@@ -77,6 +77,11 @@ class SampleCache:
     def __len__(self) -> int:
         """Samples held now."""
         return int(self.filled.sum())
+
+    @property
+    def depth_u16(self) -> bool:
+        """Whether depth is kept as uint16 steps (else as float32)."""
+        return self.layout["depth"][1] == np.uint16
 
     @property
     def nbytes(self) -> int:
