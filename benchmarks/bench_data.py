@@ -1,5 +1,6 @@
-"""Data throughput and size: synthetic samples/s per core, folder and zip read samples/s, bytes per
-sample for the full and the lazy layout, and (in the same run) the default model's training images/s.
+"""Data throughput and size: synthetic samples/s per core, make_dataset's samples/s on every core,
+folder and zip read samples/s, bytes per sample for the full and the lazy layout, and (in the same
+run) the default model's training images/s.
 
     .venv/bin/python benchmarks/bench_data.py [--sizes 64 128 224] [--samples 300]
 
@@ -48,8 +49,11 @@ def synthetic_rates(cfg: DataConfig, n: int) -> dict:
 
 
 def read_rates(cfg: DataConfig, root: Path, n: int) -> dict:
-    out = {}
-    folder = make_dataset(root / f"full{cfg.size}", cfg, workers=None, zip=True, progress=False)
+    """make_dataset's samples/s (every core: render, encode, write, sync), then reading back."""
+    t = time.perf_counter()
+    folder = make_dataset(root / f"full{cfg.size}", cfg, workers=None, progress=False)
+    out = {"write_per_s": len(QuartetDataset(folder, "all")) / (time.perf_counter() - t)}
+    folder = make_dataset(folder, cfg, zip=True, progress=False)  # finished: only packs the zip
     lazy = make_dataset(
         root / f"lazy{cfg.size}", replace(cfg, lazy=True), workers=None, progress=False
     )
@@ -113,6 +117,7 @@ def main() -> None:
         ("size", "{}"),
         ("rooms_per_s", "{:.0f}"),
         ("samples_per_s", "{:.0f}"),
+        ("write_per_s", "{:.0f}"),
         ("folder_read_per_s", "{:.0f}"),
         ("zip_read_per_s", "{:.0f}"),
         ("lazy_read_per_s", "{:.0f}"),

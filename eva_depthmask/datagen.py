@@ -1,10 +1,11 @@
 """Writing datasets: ``make_dataset`` renders a source's quartets into the on-disk layout of DESIGN.md.
 
-Resumable by construction. Work is cut into chunks (one background, a block of foregrounds); every file is
-written atomically, and a chunk counts as done only once its manifest rows are saved in
-``.progress/``. A re-run skips finished chunks and redoes the rest; since every sample's bytes depend only
-on its key, the result is the same as an uninterrupted run. manifest.csv and stats.json are written last,
-so a reader never mistakes an unfinished folder for a dataset.
+Resumable by construction. Work is cut into chunks (chunks.py: one background, a block of
+foregrounds); every file is written atomically, and a chunk counts as done only once its manifest rows
+are saved in ``.progress/``. A re-run skips finished chunks and redoes the rest; since every sample's
+bytes depend only on its key, the result is the same as an uninterrupted run. The files are synced to
+disk once, before manifest.csv and stats.json are written last, so a reader never mistakes an
+unfinished folder for a dataset.
 
 Photo sources (``ImageFolders``) have no depth: a teacher labels every fg_bg (photogen.py), and a run
 refuses to resume with a different teacher, so one dataset never mixes two teachers' labels.
@@ -12,8 +13,6 @@ refuses to resume with a different teacher, so one dataset never mixes two teach
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -25,13 +24,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import photogen
-from .config import DataConfig, diff, from_dict, to_dict
-from .dataset import MANIFEST_COLUMNS, QuartetDataset, write_manifest_text
+from .chunks import prepare, read_rows, record, save_rows, split_chunks, unfinished
+from .config import DataConfig, to_dict
+from .dataset import QuartetDataset, write_manifest_text
 from .sources import ImageFolders, SampleKey, SyntheticSource, sample_keys, split_backgrounds
-from .storage import DatasetError, atomic_write, encode_depth, encode_image, encode_mask, zip_folder
+from .storage import atomic_write, encode_depth, encode_image, encode_mask, zip_folder
 
 FORMAT_VERSION = 1
-CHUNK_SAMPLES = 256  # samples per unit of resumable work
 STATS_SAMPLES = 2000  # fg_bg images read back for the normalisation statistics
 
 
@@ -65,12 +64,12 @@ def make_dataset(
     for j in range(source.n_fg):  # read every cut-out now: a bad one fails before any writing
         source.foreground(j)
     identity = photogen.teacher_identity(teacher) if photos else None
-    if _prepare(out, cfg, identity):
+    if prepare(out, cfg, identity):
         return _finish_zip(out, zip, keep_folder)
     keys = sample_keys(source.n_bg, source.n_fg, cfg)
     split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
-    chunks = _chunks(keys)
-    todo = [c for c in chunks if not (out / ".progress" / f"{_chunk_name(c)}.csv").exists()]
+    chunks = split_chunks(keys)
+    todo = unfinished(out, chunks)
     n_todo = sum(map(len, todo))
     _estimate(len(keys), cfg, photos)
     if photos and todo:
@@ -90,8 +89,10 @@ def make_dataset(
             for n in pool.map(_write_chunk_job, jobs):
                 bar.update(n)
     bar.close()
+    if hasattr(os, "sync"):  # the files were written without fsync: make them durable at once
+        os.sync()
 
-    rows = [row for c in chunks for row in _read_rows(out / ".progress" / f"{_chunk_name(c)}.csv")]
+    rows = [row for c in chunks for row in read_rows(record(out, c))]
     atomic_write(out / "manifest.csv", write_manifest_text(rows).encode())
     stats = _stats(out, source, cfg, rows)
     if photos:
@@ -127,62 +128,6 @@ def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
     return dest
 
 
-def _prepare(out: Path, cfg: DataConfig, teacher: dict | None = None) -> bool:
-    """Create the tree; refuse to resume (or overwrite) a dataset made with other settings or another
-    teacher (``teacher``: ``photogen.teacher_identity``, None for synthetic data).
-
-    Returns True when ``out`` already holds this very dataset, finished.
-    """
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a folder")
-    marker = out / ".progress" / "config.json"
-    for done in (out / "stats.json", marker):
-        if done.exists():
-            raw = json.loads(done.read_text())
-            old = from_dict(DataConfig, raw.get("config", raw))
-            if old != cfg:
-                changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff(old, cfg).items())
-                raise DatasetError(
-                    f"{out}: holds a dataset made with other settings ({changes}); use a new folder"
-                )
-            if done == out / "stats.json" and "stats" not in raw:
-                continue  # stats.json of a run stopped while computing its stats: no teacher yet
-            old_teacher = raw.get("teacher") if "config" in raw else None
-            old_teacher = old_teacher and photogen.teacher_identity(old_teacher)
-            if old_teacher != teacher:
-                raise DatasetError(
-                    f"{out}: holds a dataset labelled by another teacher ({old_teacher} -> "
-                    f"{teacher}); use a new folder"
-                )
-    if (out / "stats.json").exists():
-        if (out / "manifest.csv").exists() and not (out / ".progress").exists():
-            return True
-        (out / "stats.json").unlink()  # finished writing samples but not the stats: redo them
-    for sub in ("bg", "fg", "depth", ".progress") + (() if cfg.lazy else ("fg_bg", "mask")):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        for stale in (out / sub).glob(".*.tmp"):  # left by a process killed mid-write
-            stale.unlink()
-    if not marker.exists():
-        settings = to_dict(cfg) if teacher is None else {"config": to_dict(cfg), "teacher": teacher}
-        atomic_write(marker, json.dumps(settings).encode())
-    return False
-
-
-def _chunks(keys: list[SampleKey]) -> list[list[SampleKey]]:
-    """Consecutive keys grouped by background, about CHUNK_SAMPLES each."""
-    chunks, cur = [], []
-    for key in keys:
-        if cur and (key.bg != cur[-1].bg or (len(cur) >= CHUNK_SAMPLES and key.fg != cur[-1].fg)):
-            chunks.append(cur)
-            cur = []
-        cur.append(key)
-    return chunks + ([cur] if cur else [])
-
-
-def _chunk_name(chunk: list[SampleKey]) -> str:
-    return f"{chunk[0].id}-{chunk[-1].id}"
-
-
 def _paths(key: SampleKey, cfg: DataConfig, photos: bool = False) -> dict[str, str]:
     """Where a sample's files go; a lazy synthetic dataset keeps one depth per background, photos
     (whose depth is the teacher's view of each composite) one per sample."""
@@ -201,7 +146,8 @@ def _write_shared(out: Path, source, cfg: DataConfig) -> None:
     where their samples are (``_write_background``): once, and in parallel."""
     for j in range(source.n_fg):
         if not (out / f"fg/{j:04d}.png").exists():
-            atomic_write(out / f"fg/{j:04d}.png", encode_image(source.foreground(j), "png"))
+            data = encode_image(source.foreground(j), "png")
+            atomic_write(out / f"fg/{j:04d}.png", data, durable=False)
     if source.kind == "photos":
         for i in range(source.n_bg):
             _write_bg_image(out, source, cfg, i)
@@ -211,7 +157,7 @@ def _write_bg_image(out: Path, source, cfg: DataConfig, i: int) -> None:
     """Background ``i``'s image, unless already written (atomically: a second writer is harmless)."""
     path = out / f"bg/{i:04d}.{cfg.image_format}"
     if not path.exists():
-        atomic_write(path, encode_image(source.bg_image(i), cfg.image_format))
+        atomic_write(path, encode_image(source.bg_image(i), cfg.image_format), durable=False)
 
 
 def _write_background(out: Path, source: SyntheticSource, cfg: DataConfig, i: int) -> None:
@@ -219,7 +165,8 @@ def _write_background(out: Path, source: SyntheticSource, cfg: DataConfig, i: in
     both write them, and atomic_write makes that harmless."""
     _write_bg_image(out, source, cfg, i)
     if cfg.lazy and not (out / f"depth/bg_{i:04d}.png").exists():
-        atomic_write(out / f"depth/bg_{i:04d}.png", encode_depth(source.background(i)[1]))
+        depth = encode_depth(source.background(i)[1])
+        atomic_write(out / f"depth/bg_{i:04d}.png", depth, durable=False)
 
 
 def _write_chunk_job(job: tuple) -> int:
@@ -230,18 +177,19 @@ def _write_chunk(
     out: Path, source: SyntheticSource, cfg: DataConfig, chunk: list, split_of: dict
 ) -> int:
     """Render and write one chunk's room and samples, then record its manifest rows (which marks it
-    done). A chunk holds samples of one room (``_chunks``)."""
+    done). A chunk holds samples of one room (``split_chunks``)."""
     _write_background(out, source, cfg, chunk[0].bg)
     rows = []
     for key in chunk:
         s = source.sample(key)
         paths = _paths(key, cfg)
         if not cfg.lazy:
-            atomic_write(out / paths["fg_bg"], encode_image(s["fg_bg"], cfg.image_format))
-            atomic_write(out / paths["mask"], encode_mask(s["mask"]))
-            atomic_write(out / paths["depth"], encode_depth(s["depth"]))
+            fg_bg = encode_image(s["fg_bg"], cfg.image_format)
+            atomic_write(out / paths["fg_bg"], fg_bg, durable=False)
+            atomic_write(out / paths["mask"], encode_mask(s["mask"]), durable=False)
+            atomic_write(out / paths["depth"], encode_depth(s["depth"]), durable=False)
         rows.append(_row(key, paths, s["placement"], s["fg_z"], split_of[key.bg], source.kind))
-    _save_rows(out, chunk, rows)
+    save_rows(out, chunk, rows)
     return len(chunk)
 
 
@@ -256,7 +204,7 @@ def _write_photo_chunks(out, source, cfg, teacher, chunks, split_of, workers, ba
             _row(key, p, m["placement"], None, split_of[key.bg], source.kind)
             for key, p, m in zip(chunk, chunk_paths, made, strict=True)
         ]
-        _save_rows(out, chunk, rows)
+        save_rows(out, chunk, rows)
         bar.update(len(chunk))
 
     photogen.label_chunks(jobs, teacher, workers, done)
@@ -274,16 +222,6 @@ def _row(key: SampleKey, paths: dict, p, fg_z, split: str, kind: str) -> dict:
         "fg_z": "" if fg_z is None else repr(float(fg_z)),
         "source": kind,
     }
-
-
-def _save_rows(out: Path, chunk: list[SampleKey], rows: list[dict]) -> None:
-    buf = io.StringIO()
-    csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n").writerows(rows)
-    atomic_write(out / ".progress" / f"{_chunk_name(chunk)}.csv", buf.getvalue().encode())
-
-
-def _read_rows(path: Path) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(path.read_text()), MANIFEST_COLUMNS))
 
 
 def _stats(out: Path, source: SyntheticSource, cfg: DataConfig, rows: list[dict]) -> dict:

@@ -22,7 +22,7 @@ from .storage import DatasetError, atomic_write, encode_depth, encode_image, enc
 from .teachers import COURSE_SAMPLES
 
 AHEAD_PER_WORKER = 2  # chunks in flight per worker: enough to hide the teacher, bounded memory
-WRITE_THREADS = 2  # depth PNG encoding (zlib) and fsync overlap the teacher's next chunk
+WRITE_THREADS = 2  # depth PNG encoding (zlib) and writing overlap the teacher's next chunk
 PROBE_SAMPLES = 8  # composites timed through the teacher before a run, for the estimate
 COURSE_SIZE = 224  # px of the course's images, for the estimate
 IDENTITY_KEYS = ("teacher", "model", "far_near_ratio", "clip_percentiles")
@@ -38,8 +38,9 @@ def composite_chunk(job: tuple) -> list[dict]:
     for key, p in zip(keys, paths, strict=True):
         s = source.sample(key)
         if not cfg.lazy:
-            atomic_write(out / p["fg_bg"], encode_image(s["fg_bg"], cfg.image_format))
-            atomic_write(out / p["mask"], encode_mask(s["mask"]))
+            fg_bg = encode_image(s["fg_bg"], cfg.image_format)
+            atomic_write(out / p["fg_bg"], fg_bg, durable=False)  # make_dataset syncs at the end
+            atomic_write(out / p["mask"], encode_mask(s["mask"]), durable=False)
         made.append({"fg_bg": s["fg_bg"], "placement": s["placement"]})
     return made
 
@@ -88,7 +89,7 @@ def label_chunks(jobs: list[tuple], teacher, workers: int | None, done: Callable
 
 
 def _write_depth(path: Path, depth: np.ndarray) -> None:
-    atomic_write(path, encode_depth(depth))
+    atomic_write(path, encode_depth(depth), durable=False)
 
 
 def _finish(job: tuple, made: list[dict], writes: list, done: Callable) -> None:

@@ -79,6 +79,13 @@ def test_records_the_run_and_draws_the_figure(result):
     assert (tmp / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_warm_up_leaves_the_global_rng_as_it_was(compare):
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    compare.warm_up(torch.device("cpu"), 16, 2)  # builds, draws inputs and trains a network
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 def test_a_rerun_reuses_finished_training(compare, result):
     tmp, rows = result
     again = _run(compare, tmp, "--models", "depthmasknet")

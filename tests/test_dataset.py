@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from PIL import Image
 from eva_depthmask.composite import ImageError
 from eva_depthmask.config import DataConfig
 from eva_depthmask.datagen import make_dataset
-from eva_depthmask.dataset import QuartetDataset, download
+from eva_depthmask.dataset import MANIFEST_COLUMNS, QuartetDataset, download
 from eva_depthmask.sources import SyntheticSource, split_backgrounds
 from eva_depthmask.storage import DatasetError
 
@@ -159,6 +160,41 @@ def test_killed_make_dataset_resumes_to_the_same_result(tmp_path):
 
     subprocess.run([*make, str(target), *args, "--workers", "0"], check=True, capture_output=True)
     assert _tree(target) == _tree(tmp_path / "ref")
+
+
+class _StopsAfter(SyntheticSource):
+    """The synthetic source, interrupted (as by Ctrl-C) when asked for sample ``n``."""
+
+    def __init__(self, cfg: DataConfig, n: int):
+        super().__init__(cfg)
+        self.left = n
+
+    def sample(self, key):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return super().sample(key)
+
+
+def test_a_resumed_run_remakes_what_a_crash_left_empty_or_cut_short(tmp_path):
+    # files are written without fsync until the end: a machine that goes down mid-run can leave a
+    # finished chunk's files empty or missing, or its progress record cut short
+    cfg = replace(SMALL, n_bg=4)
+    ref = make_dataset(tmp_path / "ref", cfg, workers=0, progress=False)
+    target = tmp_path / "cut"
+    per_room = cfg.n_fg * cfg.placements * 2  # one chunk per room here
+    with pytest.raises(KeyboardInterrupt):
+        make_dataset(target, cfg, _StopsAfter(cfg, 2 * per_room + 1), workers=0, progress=False)
+    records = sorted((target / ".progress").glob("*.csv"))
+    assert len(records) == 2 and not (target / "manifest.csv").exists()
+    rows = list(csv.DictReader(records[0].read_text().splitlines(), MANIFEST_COLUMNS))
+    for path in (rows[0]["bg"], rows[0]["fg"], rows[3]["fg_bg"], rows[5]["depth"]):
+        (target / path).write_bytes(b"")
+    (target / rows[-1]["mask"]).unlink()
+    text = records[1].read_bytes()
+    records[1].write_bytes(text[: len(text) - 20])  # the last row loses its last columns
+    make_dataset(target, cfg, workers=0, progress=False)
+    assert _tree(target) == _tree(ref)
 
 
 def test_finished_dataset_is_not_rebuilt_and_other_settings_are_refused(tmp_path):
