@@ -28,6 +28,14 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="image_format", choices=("jpg", "png"), default=d.image_format)
 
 
+def _flip_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="average each prediction with the mirrored pair's (twice the inference time)",
+    )
+
+
 def _data_config(args: argparse.Namespace) -> DataConfig:
     keys = ("size", "n_bg", "n_fg", "placements", "fg_per_bg", "seed", "image_format")
     try:
@@ -85,11 +93,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import Predictor, evaluate, robustness_sweep
     from .loaders import TrainData
 
-    predictor = Predictor.from_checkpoint(args.ckpt)
+    predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     size = args.eval_size or predictor.size
     data = TrainData(_source(args.data, args))
     metrics, rows = evaluate(predictor.model, data.dataset(args.split, size, stats=predictor.stats))
-    result = {"split": args.split, "size": size, **metrics}
+    result = {"split": args.split, "size": size, "flip": args.flip, **metrics}
     if args.robustness:
         result["robustness"] = robustness_sweep(
             predictor.model, data, size, predictor.stats, args.split
@@ -112,7 +120,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     from .evaluate import Predictor
 
-    predictor = Predictor.from_checkpoint(args.ckpt)
+    predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     out = predictor(args.bg, args.fg_bg)
     dest = Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
@@ -202,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--robustness", action="store_true", help="also the background-perturbation sweep"
     )
+    _flip_arg(ev)
     ev.add_argument("--out", default="eval_out")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -209,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--ckpt", required=True)
     pr.add_argument("--bg", required=True, help="background photo")
     pr.add_argument("--fg-bg", required=True, help="the same scene with the object")
+    _flip_arg(pr)
     pr.add_argument("--out", default="predict_out")
     pr.set_defaults(func=cmd_predict)
     return parser

@@ -28,6 +28,7 @@ from .loaders import TrainData, default_workers, eval_batches
 from .metrics import MetricAccumulator
 from .model import DepthMaskNet
 from .transforms import denormalize, get_transforms
+from .tta import FlipAverage
 
 LEVELS = ("none", "mild", "strong")
 
@@ -197,7 +198,11 @@ class Predictor:
     size: int
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | None = None, flip: bool = False
+    ) -> Predictor:
+        """Load a checkpoint written by ``fit()``; ``flip``: average each prediction with the
+        mirrored pair's (``tta.FlipAverage``, twice the inference time)."""
         state = ckpt.load(path)
         for key in ("model", "model_config", "train_config"):
             if key not in state:
@@ -210,6 +215,7 @@ class Predictor:
         size = state["train_config"]["stages"][
             min(state["stage"], len(state["train_config"]["stages"]) - 1)
         ][0]
+        model = FlipAverage(model) if flip else model
         return cls(model.to(device).eval(), state.get("stats"), int(size))
 
     def __call__(self, bg, fg_bg) -> dict:

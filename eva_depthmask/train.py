@@ -19,7 +19,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, diff, flatten, from_dict, to_dict
+from .config import TrainConfig, to_dict
 from .loaders import (
     EpochSampler,
     TrainData,
@@ -31,19 +31,10 @@ from .loaders import (
 )
 from .losses import DepthMaskLoss
 from .metrics import MetricAccumulator
+from .optim import make_optimizer, make_scheduler
+from .resume import model_config, resume_latest
 from .runlog import RunLog
 from .transforms import check_stats, norm_constants, normalize
-
-# Settings that may change between a run and its resumption without changing what it computes.
-RESUME_FREE = {
-    "ckpt_dir",
-    "ckpt_every",
-    "keep_last",
-    "log_every",
-    "num_workers",
-    "device",
-    "tensorboard",
-}
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:
@@ -68,69 +59,6 @@ def distributed() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of ``cfg`` over ``model``'s parameters, which must already be on their device."""
-    if cfg.optimizer == "adamw":
-        # one fused kernel instead of ~10 ops per tensor: DepthMaskNet's step 2.4 -> 0.4 ms on the
-        # 2-core CPU, Session 15's 12 -> 1.8 ms (same update, AdamW's own option)
-        fused = next(model.parameters()).device.type in ("cpu", "cuda")
-        return torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
-        )
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=True,
-        )
-    raise ValueError(f"TrainConfig.optimizer: expected 'adamw' or 'sgd', got {cfg.optimizer!r}")
-
-
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """OneCycle over every optimizer step of every stage, or StepLR over epochs."""
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, cfg.lr, total_steps=max(total_steps, 1), pct_start=cfg.pct_start
-        )
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs, cfg.step_gamma)
-    raise ValueError(f"TrainConfig.schedule: expected 'onecycle' or 'step', got {cfg.schedule!r}")
-
-
-def model_config(model: nn.Module) -> dict:
-    """What identifies an architecture: its class and its config (if it has one)."""
-    cfg = getattr(model, "cfg", None)
-    return {"name": type(model).__name__, "config": to_dict(cfg) if cfg is not None else None}
-
-
-def check_resumable(state: dict, model: nn.Module, cfg: TrainConfig, path) -> None:
-    """Refuse a checkpoint from another architecture or another training recipe, naming the settings."""
-    mine, theirs = model_config(model), state["model_config"]
-    problems = []
-    if mine["name"] != theirs["name"]:
-        problems.append(f"model: {theirs['name']} -> {mine['name']}")
-    elif mine["config"] != theirs["config"]:
-        old, new = flatten(theirs["config"] or {}), flatten(mine["config"] or {})
-        problems += [
-            f"model.{k}: {old.get(k)!r} -> {new.get(k)!r}"
-            for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k)
-        ]
-    old_train = from_dict(TrainConfig, state["train_config"])
-    problems += [
-        f"train.{k}: {a!r} -> {b!r}"
-        for k, (a, b) in diff(old_train, cfg).items()
-        if k.split(".")[0] not in RESUME_FREE
-    ]
-    if problems:
-        raise ckpt.CheckpointError(
-            f"{path}: was written by a run with other settings ({'; '.join(problems)}); "
-            "use another ckpt_dir, or fit(..., resume=False) to start over"
-        )
 
 
 def stop_at_step(step: int | None) -> Callable[[dict], None]:
@@ -170,7 +98,7 @@ def fit(
     sched = make_scheduler(opt, cfg, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None, "seconds": 0.0}
-    resumed = _resume(cfg, model, opt, sched, scaler, where, rank) if resume else None
+    resumed = resume_latest(cfg, model, opt, sched, scaler, where, rank) if resume else None
     if resumed is None:  # a fresh run: dropout and any other torch randomness start from the seed
         torch.manual_seed(cfg.seed)
     last_val = resumed or {}
@@ -229,27 +157,6 @@ def _train_stages(ctx, net, loss_fn, device, fmt, workers: int, last_val: dict) 
             _end_of_epoch(ctx, last_val, size, stage, epoch)
         where["epoch"] = 0
     return last_val
-
-
-def _resume(cfg: TrainConfig, model, opt, sched, scaler, where: dict, rank: int) -> dict | None:
-    """Load the newest readable checkpoint of ``cfg.ckpt_dir`` into everything that trains; updates
-    ``where`` and returns the validation metrics stored with it, or None when there is none."""
-    found = ckpt.latest(cfg.ckpt_dir)
-    if not found:
-        return None
-    path, state = found
-    check_resumable(state, model, cfg, path)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    ckpt.set_rng_state(state["rng"])
-    where.update({k: state.get(k, where[k]) for k in where})
-    if rank == 0:
-        print(
-            f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
-        )
-    return state.get("val", {})
 
 
 def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch) -> None:

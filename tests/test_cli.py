@@ -84,7 +84,19 @@ def test_train_evaluate_predict(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["split"] == "test" and 0 <= metrics["mask_iou"] <= 1
+    assert metrics["split"] == "test" and 0 <= metrics["mask_iou"] <= 1 and not metrics["flip"]
+    flip = run(
+        "evaluate",
+        "--ckpt",
+        str(ckpt_dir / "best.pt"),
+        *SMALL_DATA,
+        "--out",
+        str(tmp_path / "eval_flip"),
+        "--flip",
+    )
+    assert flip.returncode == 0, flip.stderr[-3000:]
+    flipped = json.loads((tmp_path / "eval_flip" / "metrics.json").read_text())
+    assert flipped["flip"] and flipped["depth_rmse"] != metrics["depth_rmse"]
     header = (tmp_path / "eval" / "per_sample.csv").read_text().splitlines()[0]
     assert header.startswith("id,") and "depth_rmse" in header
 
@@ -103,6 +115,7 @@ def test_train_evaluate_predict(tmp_path):
         str(tmp_path / "fg_bg.png"),
         "--out",
         str(tmp_path / "pred"),
+        "--flip",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert Image.open(tmp_path / "pred" / "mask.png").size == (60, 48)

@@ -33,6 +33,7 @@ from eva_depthmask.loaders import TrainData
 from eva_depthmask.model import DepthMaskNet
 from eva_depthmask.reference import comparison_table
 from eva_depthmask.train import fit
+from eva_depthmask.tta import FlipAverage
 
 DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=3, placements=1, image_format="png"))
 
@@ -115,6 +116,32 @@ def test_predict_round_trips_sizes_and_modes(tmp_path):
         predict(model, tmp_path / "missing.jpg", bg)
 
 
+class ColumnRamp(nn.Module):
+    """Depth that grows left to right, 0 to 1; mask logits that are fg_bg's red channel."""
+
+    def forward(self, bg, fg_bg):
+        ramp = torch.linspace(0, 1, fg_bg.shape[-1]).expand_as(fg_bg[:, :1])
+        return {"mask": fg_bg[:, :1], "depth": ramp}
+
+
+def test_flip_average_mirrors_back_and_averages_the_two_views():
+    bg, fg_bg = torch.randn(2, 2, 3, 16, 24).unbind(0)
+    out = FlipAverage(ColumnRamp())(bg, fg_bg)
+    assert torch.allclose(out["depth"], torch.full_like(out["depth"], 0.5))  # ramp + mirrored ramp
+    assert torch.equal(out["mask"], fg_bg[:, :1])  # mirrored back before averaging: unchanged
+
+    model = tiny_model().eval()
+    with torch.no_grad():
+        plain, plain_mirror = model(bg, fg_bg), model(bg.flip(-1), fg_bg.flip(-1))
+        tta, tta_mirror = (
+            FlipAverage(model)(b, f) for b, f in ((bg, fg_bg), (bg.flip(-1), fg_bg.flip(-1)))
+        )
+    for k in ("mask", "depth"):
+        assert not torch.allclose(plain_mirror[k].flip(-1), plain[k], atol=1e-4)
+        assert torch.allclose(tta_mirror[k].flip(-1), tta[k], atol=1e-6)  # mirror-equivariant
+        assert tta[k].dtype == torch.float32
+
+
 def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     cfg = TrainConfig(
         stages=((32, 1, 8),), ckpt_dir=str(tmp_path / "run"), num_workers=0, tensorboard=False
@@ -130,6 +157,11 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     assert predictor(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40, 3), np.uint8))[
         "mask"
     ].shape == (40, 40)
+    flipped = Predictor.from_checkpoint(tmp_path / "run" / "best.pt", flip=True)
+    assert isinstance(flipped.model, FlipAverage) and not flipped.model.training
+    pair = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    mirrored = flipped(pair[0, :, ::-1], pair[1, :, ::-1])["depth"][:, ::-1]
+    assert np.allclose(flipped(*pair)["depth"], mirrored, atol=1e-5)
     # a checkpoint written before ModelConfig.object_depth, split_stem and match_exposure existed:
     # two head channels, one stem conv, no exposure matching, none of the fields
     state = ckpt.load(tmp_path / "run" / "best.pt")
