@@ -122,6 +122,10 @@ class LossConfig:
 
     mask_bce: float = 1.0
     mask_dice: float = 1.0
+    # BCE over the pixels within mask_edge_px of the true outline (losses.mask_edge_bce). At 1 the
+    # demo's strong-perturbation IoU 0.861 -> 0.894, for delta1 0.962 -> 0.951 (T28); off by default
+    mask_edge: float = 0.0
+    mask_edge_px: int = 2
     depth_l1: float = 1.0
     depth_ssim: float = 1.0
     depth_grad: float = 1.0
@@ -135,6 +139,9 @@ class LossConfig:
     ssim_sigma: float = 1.5
 
     def __post_init__(self) -> None:
+        px = self.mask_edge_px
+        if not isinstance(px, int) or isinstance(px, bool) or px < 1:
+            raise ValueError(f"LossConfig.mask_edge_px: expected an int >= 1 (pixels), got {px!r}")
         if not 0.0 <= self.silog_lambda <= 1.0:
             raise ValueError(
                 f"LossConfig.silog_lambda: expected a value in [0, 1], got {self.silog_lambda}"

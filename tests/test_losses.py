@@ -18,6 +18,8 @@ from eva_depthmask.losses import (
     depth_silog,
     depth_ssim_loss,
     mask_bce,
+    mask_edge_bce,
+    outline_band,
     soft_dice_loss,
     ssim_window,
 )
@@ -164,3 +166,48 @@ def test_shape_mismatch_and_missing_keys_raise():
         depth_l1(t["depth"][..., :-1], t["depth"])
     with pytest.raises(KeyError, match="depth"):
         DepthMaskLoss()({"mask": t["mask"]}, t)
+
+
+def test_outline_band_is_the_ring_either_side_of_the_outline():
+    mask = torch.zeros(1, 1, 12, 12)
+    mask[..., 4:8, 3:9] = 1  # rows 4-7, columns 3-8
+    band = outline_band(mask, 1)[0, 0]
+    ring = torch.zeros(12, 12)
+    ring[3:9, 2:10] = 1  # one pixel outside ...
+    ring[5:7, 4:8] = 0  # ... and one inside the outline
+    assert torch.equal(band, ring)
+    assert outline_band(torch.zeros(1, 1, 5, 5), 2).sum() == 0
+
+
+def test_mask_edge_bce_weighs_only_the_outline_band():
+    t = targets()
+    band = outline_band(t["mask"], 2)
+    p = perfect(t)["mask"]
+    far = p.clone()
+    far[..., 28:, 28:] *= -1  # wrong, but far from the object
+    near = p.clone()
+    near[..., 8, 10:22] *= -1  # the object's top row wrong
+    assert mask_edge_bce(far, t["mask"]).item() == pytest.approx(0.0, abs=1e-6)
+    assert mask_bce(far, t["mask"]) > 1.0  # the image-wide BCE does see it
+    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(
+        near, t["mask"], reduction="none"
+    )
+    expected = (per_pixel * band).sum() / band.sum()
+    assert mask_edge_bce(near, t["mask"]).item() == pytest.approx(expected.item())
+    assert mask_edge_bce(near, t["mask"]) > 5 * mask_bce(near, t["mask"])
+    empty = torch.zeros_like(t["mask"])
+    assert mask_edge_bce(torch.zeros_like(empty), empty).item() == 0.0
+
+
+def test_mask_edge_joins_the_mask_loss_only_when_weighted():
+    t = targets()
+    p = {"mask": torch.zeros_like(t["mask"]), "depth": torch.full_like(t["depth"], 0.5)}
+    plain = DepthMaskLoss()(p, t)
+    assert "mask_edge" not in plain  # the default's parts (and log columns) are as before
+    out = DepthMaskLoss(replace(LossConfig(), mask_edge=2.0, mask_edge_px=1))(p, t)
+    assert out["mask_edge"].item() == pytest.approx(mask_edge_bce(p["mask"], t["mask"], 1).item())
+    assert out["mask"].item() == pytest.approx(plain["mask"].item() + 2 * out["mask_edge"].item())
+    assert out["total"].item() == pytest.approx(plain["total"].item() + 2 * out["mask_edge"].item())
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="LossConfig.mask_edge_px"):
+            LossConfig(mask_edge_px=bad)
