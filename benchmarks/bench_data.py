@@ -68,10 +68,11 @@ def read_rates(cfg: DataConfig, root: Path, n: int) -> dict:
 
 
 def train_rate(size: int, batch: int = 32, steps: int = 8) -> float | None:
-    """Default DepthMaskNet training images/s (bf16 autocast + channels_last, all threads)."""
+    """Default DepthMaskNet training images/s (fit()'s precision, channels_last, all threads)."""
     try:
         from eva_depthmask.losses import DepthMaskLoss
         from eva_depthmask.model import DepthMaskNet
+        from eva_depthmask.precision import autocast
     except ImportError:
         return None
     model = DepthMaskNet().to(memory_format=torch.channels_last)
@@ -84,7 +85,7 @@ def train_rate(size: int, batch: int = 32, steps: int = 8) -> float | None:
     }
 
     def step(_):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu"):
             loss = loss_fn(model(x, x), target)["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -35,6 +35,7 @@ from eva_depthmask.config import TrainConfig
 from eva_depthmask.losses import DepthMaskLoss
 from eva_depthmask.model import MODELS, build_model
 from eva_depthmask.optim import make_optimizer
+from eva_depthmask.precision import cpu_has_native_bf16
 from eva_depthmask.summary import model_summary
 
 MODES = ("fp32", "fp32_cl", "bf16_cl")
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "command": " ".join(["python", *sys.argv]),
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # bf16_cl is emulated, and several times slower than fp32, without native bf16 (precision.py)
+        "native_bf16": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(),
         # 1-minute load average before and after: other processes on the cores skew the figures.
         "load_before": load_before[0] if load_before else None,

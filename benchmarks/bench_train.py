@@ -6,7 +6,7 @@ and the time from re-running after a disconnect to the first resumed step.
     .venv/bin/python benchmarks/bench_train.py [--sizes 64 128 224] [--steps 30]
 
 Writes benchmarks/results/bench_train.json and prints a markdown table. The device is CUDA when
-available, else the CPU (bf16 autocast + channels_last).
+available, else the CPU (channels_last; bf16 autocast where the CPU has native bf16, precision.py).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from eva_depthmask.config import DataConfig, TrainConfig, to_dict
 from eva_depthmask.loaders import TrainData
 from eva_depthmask.losses import DepthMaskLoss
 from eva_depthmask.model import DepthMaskNet
+from eva_depthmask.precision import autocast
 from eva_depthmask.runlog import read_log
 from eva_depthmask.train import fit, pick_device
 
@@ -80,11 +81,10 @@ def step_rate(size: int, steps: int) -> float:
         "mask": (torch.rand(batch, 1, size, size, device=device) > 0.5).float(),
         "depth": torch.rand(batch, 1, size, size, device=device),
     }
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     times = []
     for i in range(steps + 3):
         t = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype):
+        with autocast(device):
             loss = loss_fn(model(x, x), true)["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

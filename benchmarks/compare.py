@@ -45,6 +45,7 @@ from eva_depthmask.evaluate import fit_difference_threshold, robustness_sweep  #
 from eva_depthmask.loaders import TrainData  # noqa: E402
 from eva_depthmask.losses import DepthMaskLoss  # noqa: E402
 from eva_depthmask.model import MODELS, build_model  # noqa: E402
+from eva_depthmask.precision import autocast, precision_name  # noqa: E402
 from eva_depthmask.runlog import read_log  # noqa: E402
 from eva_depthmask.summary import model_summary  # noqa: E402
 from eva_depthmask.train import fit, pick_device  # noqa: E402
@@ -160,7 +161,7 @@ def warm_up(device: torch.device, size: int, batch: int, steps: int = 3) -> None
         pair = torch.randn(2, batch, 3, size, size, device=device)
         bg, fg_bg = (x.contiguous(memory_format=torch.channels_last) for x in pair)
         for _ in range(steps):
-            with torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16):
+            with autocast(device):
                 out = net(bg, fg_bg)
             (out["mask"].float().mean() + out["depth"].float().mean()).backward()
             opt.step()
@@ -301,7 +302,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     }
     args.out.with_name(args.out.stem + "_run.json").write_text(json.dumps(run, indent=1))
     title = (
-        f"{args.size} px, {rows[0]['train_images']:,} training images each ({machine['device']})"
+        f"{args.size} px, {rows[0]['train_images']:,} training images each "
+        f"({machine['device']}, {machine['precision']})"
     )
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     quality_figure(curves, title).savefig(args.figure, dpi=90)
@@ -313,6 +315,7 @@ def describe_machine(args: argparse.Namespace) -> dict:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     return {
         "device": torch.cuda.get_device_name() if cuda else f"CPU, {args.threads} thread(s)",
+        "precision": precision_name("cuda" if cuda else "cpu"),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,

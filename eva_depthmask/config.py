@@ -303,7 +303,8 @@ class TrainConfig:
     step_epochs: int = 3  # StepLR: epochs between decays
     step_gamma: float = 0.3  # StepLR: decay factor
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
-    amp: bool = True  # fp16 + GradScaler on CUDA, bf16 on CPU
+    # fp16 + GradScaler on CUDA; bf16 on a CPU with native bf16, float32 on others (precision.py)
+    amp: bool = True
     channels_last: bool = True
     seed: int = 0  # sample order and augmentation of every epoch
     ckpt_dir: str = "runs/default"

@@ -27,6 +27,7 @@ from .dataset import QuartetDataset
 from .loaders import TrainData, default_workers, eval_batches
 from .metrics import MetricAccumulator
 from .model import DepthMaskNet
+from .precision import autocast
 from .transforms import denormalize, get_transforms
 from .tta import FlipAverage
 
@@ -67,7 +68,6 @@ def evaluate_models(
     workers = default_workers(device) if workers is None else workers
     models = {name: model.to(device).eval() for name, model in models.items()}
     accs = {name: MetricAccumulator(per_sample=True) for name in models}
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     batches = eval_batches(dataset, batch_size, workers, pin_memory=device.type == "cuda")
     total = -(-len(dataset) // batch_size)
     for batch in tqdm(batches, "evaluate", total, leave=False, disable=not progress):
@@ -75,7 +75,7 @@ def evaluate_models(
         true_mask, true_depth = batch["mask"].to(device), batch["depth"].to(device)
         ids = list(batch["id"])
         for name, model in models.items():
-            with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            with autocast(device, amp):
                 pred = model(bg, fg_bg)
             pred = {k: v.float() for k, v in pred.items()}
             accs[name].update(pred, true_mask, true_depth, ids)

@@ -32,6 +32,7 @@ from .loaders import (
 from .losses import DepthMaskLoss
 from .metrics import MetricAccumulator
 from .optim import make_optimizer, make_scheduler
+from .precision import autocast, precision_name
 from .resume import model_config, resume_latest
 from .runlog import RunLog
 from .transforms import check_stats, norm_constants, normalize
@@ -168,11 +169,10 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
         ctx["scaler"],
     )
     net.train()
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     bar = tqdm(
         total=sampler.batches,
         initial=where["step"],
-        desc=f"stage {stage} ({size}px) epoch {epoch}",
+        desc=f"stage {stage} ({size}px, {precision_name(device, cfg.amp)}) epoch {epoch}",
         disable=ctx["rank"] != 0,
         leave=False,
     )
@@ -187,7 +187,7 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
             for k in ("bg", "fg_bg")
         )
         true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+        with autocast(device, cfg.amp):
             pred = net(bg, fg_bg)
         losses = loss_fn(pred, true)
         opt.zero_grad(set_to_none=True)
@@ -233,12 +233,11 @@ def validate(net, dataset, device, amp=True, batch_size=64, rank=0, world=1, wor
     """Metrics of ``net`` on ``dataset`` (each process takes every ``world``-th sample; sums reduced),
     read by ``workers`` loader processes."""
     net.eval()
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     part = Subset(dataset, range(rank, len(dataset), world))
     acc = MetricAccumulator()
     for batch in eval_batches(part, batch_size, workers, pin_memory=device.type == "cuda"):
         bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        with autocast(device, amp):
             pred = net(bg, fg_bg)
         acc.update(
             {k: v.float() for k, v in pred.items()},
