@@ -66,7 +66,8 @@ def evaluate_models(
     """``evaluate`` for several models in one pass: each batch is read and augmented once."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workers = default_workers(device) if workers is None else workers
-    models = {name: model.to(device).eval() for name, model in models.items()}
+    # channels_last: the convolutions' fast layout on CPU (oneDNN) and GPU alike, ~2x here (B7)
+    models = {name: _for_inference(model, device) for name, model in models.items()}
     accs = {name: MetricAccumulator(per_sample=True) for name in models}
     batches = eval_batches(dataset, batch_size, workers, pin_memory=device.type == "cuda")
     total = -(-len(dataset) // batch_size)
@@ -80,6 +81,11 @@ def evaluate_models(
             pred = {k: v.float() for k, v in pred.items()}
             accs[name].update(pred, true_mask, true_depth, ids)
     return {name: (acc.compute(), _sample_rows(acc)) for name, acc in accs.items()}
+
+
+def _for_inference(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """``model`` (in place) on ``device``, its weights channels_last, in eval mode."""
+    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def _sample_rows(acc: MetricAccumulator) -> list[dict]:
@@ -216,7 +222,7 @@ class Predictor:
             min(state["stage"], len(state["train_config"]["stages"]) - 1)
         ][0]
         model = FlipAverage(model) if flip else model
-        return cls(model.to(device).eval(), state.get("stats"), int(size))
+        return cls(_for_inference(model, device), state.get("stats"), int(size))
 
     def __call__(self, bg, fg_bg) -> dict:
         return predict(self.model, bg, fg_bg, self.size, self.stats)

@@ -85,6 +85,26 @@ def test_one_pass_over_several_models_equals_one_pass_each_with_or_without_worke
     assert together["model"][0]["mask_iou"] != together["difference"][0]["mask_iou"]
 
 
+def channels_last(model: nn.Module) -> bool:
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    return bool(convs) and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+
+def test_inference_runs_channels_last_and_answers_the_same(stats):
+    test = DATA.dataset("test", 32, stats=stats)
+    bg, fg_bg = (torch.stack([test[i][k] for i in range(len(test))]) for k in ("bg", "fg_bg"))
+    model = tiny_model().eval()
+    with torch.no_grad():
+        before = model(bg, fg_bg)
+    assert not channels_last(model)
+    evaluate(model, test, device="cpu", progress=False)
+    assert channels_last(model)
+    with torch.no_grad():
+        after = model(bg, fg_bg)
+    for key in ("mask", "depth"):
+        assert torch.allclose(before[key], after[key], atol=1e-5), key
+
+
 def test_difference_baseline_is_exact_on_clean_composites_and_breaks_under_perturbation(stats):
     threshold = fit_difference_threshold(DATA.dataset("val", 32, stats=stats), stats)
     assert 0 < threshold < 0.05
@@ -150,6 +170,7 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     fit(model, DATA, cfg)
     predictor = Predictor.from_checkpoint(tmp_path / "run" / "best.pt")
     assert predictor.size == 32 and predictor.stats == DATA.stats()
+    assert channels_last(predictor.model) and not predictor.model.training
     for a, b in zip(
         predictor.model.state_dict().values(), model.state_dict().values(), strict=True
     ):
