@@ -15,6 +15,8 @@ Conventions (say these when quoting numbers):
 - ``depth_scale_log``: mean over samples of |log s|, with s = median over the sample's pixels of
   t / p, the sample's scale error: one picture rarely shows the camera's height and field of view,
   and a monocular network that misjudges them is off by one factor over the whole map.
+  ``depth_scale_bias``: the mean of the signed log s, > 0 where the network puts scenes too near on
+  average; per sample it is that sample's own log s.
 - ``depth_rmse_aligned``, ``depth_abs_rel_aligned``, ``depth_delta1_aligned``: the same errors after
   each prediction is multiplied by its s ("median scaling", Zhou et al. 2017), i.e. the depth's
   shape with the scale error taken out; the usual numbers for relative-depth teachers.
@@ -37,7 +39,16 @@ THRESHOLDS = (1.25, 1.25**2, 1.25**3)
 MASK_SUMS = ("tp", "fp", "fn", "tn", "iou_sum")
 DELTA_SUMS = tuple(f"delta{k}" for k in (1, 2, 3)) + tuple(f"delta{k}_seed" for k in (1, 2, 3))
 ALIGNED_SUMS = ("sq_err_aligned", "abs_rel_aligned", "delta1_aligned")
-DEPTH_SUMS = ("sq_err", "abs_err", "abs_rel", "log10", *DELTA_SUMS, *ALIGNED_SUMS, "scale_log")
+DEPTH_SUMS = (
+    "sq_err",
+    "abs_err",
+    "abs_rel",
+    "log10",
+    *DELTA_SUMS,
+    *ALIGNED_SUMS,
+    "scale_log",
+    "scale_bias",
+)
 SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS)
 
 
@@ -65,7 +76,8 @@ def mask_sums(pred_logits: Tensor, true_mask: Tensor) -> dict[str, Tensor]:
 
 def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict[str, Tensor]:
     """Per-sample float64 sums ``(B,)`` over pixels of the error terms in ``DEPTH_SUMS``, except
-    ``scale_log``: the sample's own |log median(t / p)|, one value per sample."""
+    ``scale_log`` / ``scale_bias``: the sample's own |log median(t / p)| / log median(t / p), one
+    value per sample."""
     _check(pred_depth, true_depth, "depth")
     p, t = pred_depth.double().flatten(1), true_depth.double().flatten(1)
     err = p - t
@@ -87,7 +99,8 @@ def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict
     out["sq_err_aligned"] = ((pa - tf) ** 2).sum(1)
     out["abs_rel_aligned"] = ((pa - tf).abs() / tf).sum(1)
     out["delta1_aligned"] = (torch.maximum(pa / tf, tf / pa) < THRESHOLDS[0]).sum(1).double()
-    out["scale_log"] = scale.log().abs().squeeze(1)  # per sample, not per pixel
+    out["scale_bias"] = scale.log().squeeze(1)  # per sample, not per pixel
+    out["scale_log"] = out["scale_bias"].abs()
     return out
 
 
@@ -104,6 +117,7 @@ def _depth_values(s: dict, pixels, samples) -> dict:
     out["depth_abs_rel_aligned"] = s["abs_rel_aligned"] / pixels
     out["depth_delta1_aligned"] = s["delta1_aligned"] / pixels
     out["depth_scale_log"] = s["scale_log"] / samples
+    out["depth_scale_bias"] = s["scale_bias"] / samples
     return out
 
 

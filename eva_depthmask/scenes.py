@@ -31,6 +31,7 @@ __all__ = [
     "compose",
     "draw_foreground",
     "render_room",
+    "room_camera",
     "sample_floor_placement",
 ]
 
@@ -65,8 +66,8 @@ def _check_range(cfg: SceneConfig, name: str, low: float) -> None:
         raise ValueError(f"SceneConfig.{name}: expected {low} <= low <= high, got {(lo, hi)}")
 
 
-def render_room(seed: int, index: int, size: int, cfg: SceneConfig = SceneConfig()) -> Room:
-    """Render room ``index`` of stream ``seed`` at ``size`` x ``size`` px; same inputs, same bytes."""
+def _draw_room(seed: int, index: int, size: int, cfg: SceneConfig):
+    """The random draws of room ``index``: its noise table, layout and camera, in render order."""
     _check_seed(seed, index, size)
     for name, low in (("room_width_m", 2.5), ("room_length_m", 3.0), ("room_height_m", 2.0)):
         _check_range(cfg, name, low)
@@ -81,6 +82,20 @@ def render_room(seed: int, index: int, size: int, cfg: SceneConfig = SceneConfig
         pitch_deg=float(rng.uniform(*cfg.camera_pitch_deg)),
         yaw_deg=float(rng.uniform(*cfg.camera_yaw_deg)),
     )
+    return table, lay, camera
+
+
+def room_camera(
+    seed: int, index: int, size: int, cfg: SceneConfig = SceneConfig()
+) -> tuple[Camera, tuple[float, float, float, float, float]]:
+    """The camera and box bounds (``Room.bounds``) of room ``index`` without rendering it."""
+    _, lay, camera = _draw_room(seed, index, size, cfg)
+    return camera, lay.bounds
+
+
+def render_room(seed: int, index: int, size: int, cfg: SceneConfig = SceneConfig()) -> Room:
+    """Render room ``index`` of stream ``seed`` at ``size`` x ``size`` px; same inputs, same bytes."""
+    table, lay, camera = _draw_room(seed, index, size, cfg)
     hit = trace(camera, lay)
     rgb = shade(camera, lay, hit, table)
     n = camera.size

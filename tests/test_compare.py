@@ -1,6 +1,5 @@
 """benchmarks/compare.py end to end on a tiny setting: the table, the JSON, the figure, the resume."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,7 +8,6 @@ import torch
 
 from eva_depthmask.runlog import read_log
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
 KEYS = {
     "name",
     "params",
@@ -24,11 +22,8 @@ KEYS = {
 
 
 @pytest.fixture(scope="module")
-def compare():
-    spec = importlib.util.spec_from_file_location("compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare(load_benchmark):
+    return load_benchmark("compare")
 
 
 def _run(compare, tmp: Path, *extra: str) -> list[dict]:

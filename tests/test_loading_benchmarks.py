@@ -1,26 +1,15 @@
 """benchmarks/bench_loader.py and bench_fit_workers.py end to end on tiny settings, on this CPU."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from eva_depthmask.dataset import QuartetDataset
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_loader_times_each_worker_count_once_in_process(tmp_path, capsys):
-    bench = load("bench_loader")
+def test_bench_loader_times_each_worker_count_once_in_process(load_benchmark, tmp_path, capsys):
+    bench = load_benchmark("bench_loader")
     out = tmp_path / "loader.json"
     threads = torch.get_num_threads()
     try:
@@ -36,8 +25,10 @@ def test_bench_loader_times_each_worker_count_once_in_process(tmp_path, capsys):
     assert "| 0 | - |" in table and "| 1 | 1 |" in table and "| 1 | default |" in table
 
 
-def test_bench_loader_cached_row_reads_every_sample_once(tmp_path, monkeypatch, capsys):
-    bench = load("bench_loader")
+def test_bench_loader_cached_row_reads_every_sample_once(
+    load_benchmark, tmp_path, monkeypatch, capsys
+):
+    bench = load_benchmark("bench_loader")
     data = bench.TrainData(bench.demo_data(32, 20, tmp_path / "data"), bench.PLANS["default"].aug)
     data.stats()  # read before counting: the count below is the loader's alone
     reads = []
@@ -55,14 +46,14 @@ def test_bench_loader_cached_row_reads_every_sample_once(tmp_path, monkeypatch, 
     assert row["samples_per_s"] > 0 and with_workers["samples_per_s"] > 0
 
 
-def test_bench_loader_refuses_too_few_batches_by_name(capsys):
+def test_bench_loader_refuses_too_few_batches_by_name(load_benchmark, capsys):
     with pytest.raises(SystemExit):
-        load("bench_loader").parse_args(["--batches", "2"])
+        load_benchmark("bench_loader").parse_args(["--batches", "2"])
     assert "--batches" in capsys.readouterr().err
 
 
-def test_bench_fit_workers_reports_both_epochs_of_a_real_fit(tmp_path):
-    bench = load("bench_fit_workers")
+def test_bench_fit_workers_reports_both_epochs_of_a_real_fit(load_benchmark, tmp_path):
+    bench = load_benchmark("bench_fit_workers")
     out = tmp_path / "fit.json"
     threads = torch.get_num_threads()
     try:

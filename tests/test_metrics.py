@@ -102,6 +102,20 @@ def test_median_scaling_separates_the_scale_error_from_the_shape_error():
     assert m["depth_abs_rel"] == pytest.approx((0.5 * 5 + 0.25) / 6)
 
 
+def test_scale_bias_keeps_the_sign_that_scale_log_drops():
+    # Sample 0 predicted at half the true depth (too near: t / p = 2), sample 1 at twice (too far).
+    true = torch.tensor([0.2, 0.4, 0.6]).view(1, 1, 1, 3).repeat(2, 1, 1, 1)
+    pred = true * torch.tensor([0.5, 2.0]).view(2, 1, 1, 1)
+    pair = {"mask": torch.zeros_like(true), "depth": pred}
+    per = per_sample_metrics(pair, true * 0, true)
+    assert per["depth_scale_bias"].tolist() == pytest.approx([math.log(2), -math.log(2)])
+    assert per["depth_scale_log"].tolist() == pytest.approx([math.log(2), math.log(2)])
+    assert batch_metrics(pair, true * 0, true)["depth_scale_bias"] == pytest.approx(0.0, abs=1e-12)
+    assert batch_metrics({"mask": pair["mask"][:1], "depth": pred[:1]}, true[:1] * 0, true[:1])[
+        "depth_scale_bias"
+    ] == pytest.approx(math.log(2))
+
+
 def random_batch(n, seed=0, size=8):
     g = torch.Generator().manual_seed(seed)
     true_mask = (torch.rand(n, 1, size, size, generator=g) > 0.7).float()
@@ -127,6 +141,7 @@ def test_accumulator_is_batch_invariant():
     expected = {"mask_iou", "mask_dice", "mask_acc", "mask_iou_sample", "depth_rmse", "depth_mae"}
     expected |= {"depth_abs_rel", "depth_log10"} | {f"depth_delta{k}" for k in (1, 2, 3)}
     expected |= {f"depth_delta{k}_seed" for k in (1, 2, 3)} | {"depth_scale_log"}
+    expected |= {"depth_scale_bias"}
     expected |= {f"depth_{k}_aligned" for k in ("rmse", "abs_rel", "delta1")}
     assert set(results[0]) == expected
     for r in results[1:]:

@@ -1,0 +1,170 @@
+"""Where a trained model's depth scale error comes from, on a synthetic dataset.
+
+Every synthetic background is a room drawn with its own camera (field of view, height, pitch) and box
+(scenes.render_room), none of which a 64 px picture states outright. This script evaluates a
+checkpoint on the dataset's test split, takes each sample's signed scale error e = log median(true /
+predicted depth) (``depth_scale_bias`` per sample: > 0 where the network put the room too near),
+draws each room's camera again from the dataset's stored config, and fits e by least squares on one
+set of room parameters after another. "Scale error left" is mean |e - fit|: what the error would be
+if the network knew those parameters as exactly as the fit does; the first row (nothing known, the
+mean taken out) is the error without its average bias.
+
+A network that judged distance by apparent size at one assumed focal length would show a slope of
+-1 / sin(fov) per radian of field of view (``fov_blind_slope``, per degree); a slope near 0 means
+the network reads the field of view from the picture.
+
+    .venv/bin/python benchmarks/scale_factors.py --ckpt demo_out/run/ckpt_00004400.pt --data demo_out/data
+
+Writes benchmarks/results/scale_factors.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eva_depthmask.config import DataConfig, from_dict
+from eva_depthmask.dataset import read_manifest
+from eva_depthmask.evaluate import Predictor, evaluate
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.scenes import room_camera
+from eva_depthmask.storage import DatasetError, Store
+
+RESULTS = Path(__file__).parent / "results" / "scale_factors.json"
+# name -> (how it enters the fit); lengths enter as logs, so their slopes are ratios
+FACTORS = {
+    "fov_deg": "deg",
+    "camera_height_m": "log",
+    "pitch_deg": "deg",
+    "room_height_m": "log",
+    "room_length_m": "log",
+    "room_width_m": "log",
+}
+KNOWN_SETS = (
+    (),
+    ("fov_deg",),
+    ("fov_deg", "camera_height_m"),
+    ("fov_deg", "camera_height_m", "pitch_deg"),
+    tuple(FACTORS),
+)
+
+
+def room_factors(data: str | Path, ids: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(room, {factor: values})``, each ``(N,)``: the room index behind each sample id, and its
+    camera and box, drawn again from the synthetic dataset's stored config (stats.json) without
+    rendering."""
+    store = Store(data)
+    meta = json.loads(store.read("stats.json")) if store.exists("stats.json") else {}
+    if meta.get("source") != "synthetic":
+        raise DatasetError(
+            f"{store.name('stats.json')}: expected a synthetic dataset (source 'synthetic') whose "
+            f"rooms can be drawn again, got source {meta.get('source')!r}"
+        )
+    cfg = from_dict(DataConfig, meta["config"])
+    room_of = {r["id"]: int(Path(r["bg"]).stem) for r in read_manifest(store)}
+    missing = [i for i in ids if i not in room_of]
+    if missing:
+        raise DatasetError(f"{store.name('manifest.csv')}: no rows for ids {missing[:3]}")
+    rooms: dict[int, tuple[float, ...]] = {}
+    for i in {room_of[i] for i in ids}:
+        camera, (x_min, x_max, z_min, z_max, height) = room_camera(cfg.seed, i, cfg.size, cfg.scene)
+        rooms[i] = (
+            camera.fov_deg,
+            camera.height_m,
+            camera.pitch_deg,
+            height,
+            z_max - z_min,
+            x_max - x_min,
+        )
+    room = np.array([room_of[i] for i in ids])
+    table = np.array([rooms[r] for r in room], dtype=np.float64)
+    return room, {name: table[:, j] for j, name in enumerate(FACTORS)}
+
+
+def explain(error: np.ndarray, factors: dict[str, np.ndarray], known: tuple[str, ...]) -> dict:
+    """Least-squares fit of ``error`` (N,) on a constant and the ``known`` factors (logs of
+    lengths, degrees as they are): the mean |residual|, R^2 and each factor's slope."""
+    design = np.column_stack([np.ones_like(error), *(_fitted(factors[k], k) for k in known)])
+    coef, *_ = np.linalg.lstsq(design, error, rcond=None)
+    left = error - design @ coef
+    var = float(error.var())
+    return {
+        "known": list(known),
+        "scale_error_left": float(np.abs(left).mean()),
+        "r2": 1.0 - float(left.var()) / var if var > 0 else 0.0,
+        "slopes": {k: float(c) for k, c in zip(known, coef[1:], strict=True)},
+    }
+
+
+def scale_factors(ckpt: str | Path, data: str | Path, split: str = "test") -> dict:
+    """Evaluate ``ckpt`` on ``split`` of the synthetic dataset ``data``; the fits of ``KNOWN_SETS``."""
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    dataset = TrainData(data).dataset(split, predictor.size, stats=predictor.stats)
+    metrics, rows = evaluate(predictor.model, dataset, progress=False)
+    error = np.array([r["depth_scale_bias"] for r in rows], dtype=np.float64)
+    room, factors = room_factors(data, [r["id"] for r in rows])
+    mean_fov = np.deg2rad(factors["fov_deg"].mean())
+    return {
+        "samples": len(rows),
+        "rooms": len(np.unique(room)),
+        "depth_scale_log": metrics["depth_scale_log"],
+        "depth_scale_bias": metrics["depth_scale_bias"],
+        "depth_abs_rel": metrics["depth_abs_rel"],
+        "depth_abs_rel_aligned": metrics["depth_abs_rel_aligned"],
+        "correlation": {
+            k: float(np.corrcoef(_fitted(v, k), error)[0, 1]) for k, v in factors.items()
+        },
+        "fov_blind_slope": float(-np.deg2rad(1.0) / np.sin(mean_fov)),
+        "fits": [explain(error, factors, known) for known in KNOWN_SETS],
+    }
+
+
+def _fitted(values: np.ndarray, name: str) -> np.ndarray:
+    return np.log(values) if FACTORS[name] == "log" else values
+
+
+def print_table(result: dict) -> None:
+    print(
+        f"\n{result['samples']} samples, {result['rooms']} rooms: scale error "
+        f"{result['depth_scale_log']:.4f} (mean |e|), bias {result['depth_scale_bias']:+.4f}; "
+        f"abs-rel {result['depth_abs_rel']:.4f}, aligned {result['depth_abs_rel_aligned']:.4f}"
+    )
+    print("\n| factor | correlation with e |\n|---|---|")
+    for k, r in result["correlation"].items():
+        print(f"| {k} | {r:+.3f} |")
+    print("\n| known to the fit | scale error left | R^2 | slopes |\n|---|---|---|---|")
+    for fit in result["fits"]:
+        slopes = ", ".join(f"{k} {v:+.4f}" for k, v in fit["slopes"].items())
+        known = ", ".join(fit["known"]) or "(nothing: the bias taken out)"
+        print(f"| {known} | {fit['scale_error_left']:.4f} | {fit['r2']:.3f} | {slopes} |")
+    print(f"\nfov-blind slope: {result['fov_blind_slope']:+.4f} per degree")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", type=Path, required=True, help="a checkpoint written by fit()")
+    p.add_argument("--data", type=Path, required=True, help="the synthetic dataset folder or zip")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    result = scale_factors(args.ckpt, args.data, args.split)
+    result["meta"] = {
+        "command": " ".join(["python", *sys.argv]) if argv is None else f"main({argv})",
+        "ckpt": str(args.ckpt),
+        "data": str(args.data),
+        "split": args.split,
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""benchmarks/scale_factors.py: the rooms behind the samples, the fits, and the script end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eva_depthmask.config import DataConfig, TrainConfig
+from eva_depthmask.datagen import make_dataset
+from eva_depthmask.dataset import read_manifest
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.model import build_model
+from eva_depthmask.scenes import render_room
+from eva_depthmask.storage import DatasetError, Store
+from eva_depthmask.train import fit
+
+CFG = DataConfig(size=32, n_bg=30, n_fg=3, fg_per_bg=1, placements=1, image_format="png", seed=3)
+
+
+@pytest.fixture(scope="module")
+def sf(load_benchmark):
+    return load_benchmark("scale_factors")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("sf") / "data", CFG, workers=0, progress=False)
+
+
+def test_room_factors_are_the_rooms_the_dataset_was_drawn_from(sf, data):
+    rows = read_manifest(Store(data))
+    room, factors = sf.room_factors(data, [r["id"] for r in rows])
+    assert set(factors) == set(sf.FACTORS) and len(room) == len(rows)
+    for k, r in enumerate(rows):
+        rendered = render_room(CFG.seed, int(room[k]), CFG.size, CFG.scene)
+        stored = np.asarray(Image.open(data / r["bg"]).convert("RGB"))
+        np.testing.assert_array_equal(rendered.rgb, stored)  # the right room, and its stream
+        assert factors["fov_deg"][k] == rendered.camera.fov_deg
+        assert factors["camera_height_m"][k] == rendered.camera.height_m
+        x_min, x_max, z_min, z_max, height = rendered.bounds
+        assert factors["room_length_m"][k] == z_max - z_min
+        assert factors["room_height_m"][k] == height
+    assert len(np.unique(factors["fov_deg"])) == len(np.unique(room)) > 1
+
+
+def test_explain_recovers_the_slopes_of_a_known_error(sf):
+    rng = np.random.default_rng(0)
+    n = 400
+    factors = {k: rng.uniform(1.0, 3.0, n) for k in sf.FACTORS}
+    factors["fov_deg"] = rng.uniform(50, 75, n)
+    noise = 0.001 * rng.standard_normal(n)
+    error = 0.05 - 0.01 * factors["fov_deg"] + 0.2 * np.log(factors["camera_height_m"]) + noise
+    both = sf.explain(error, factors, ("fov_deg", "camera_height_m"))
+    assert both["slopes"]["fov_deg"] == pytest.approx(-0.01, abs=2e-4)
+    assert both["slopes"]["camera_height_m"] == pytest.approx(0.2, abs=5e-3)
+    assert both["r2"] > 0.99 and both["scale_error_left"] < 0.002
+    fov = sf.explain(error, factors, ("fov_deg",))
+    assert 0.5 < fov["r2"] < both["r2"]
+    none = sf.explain(error, factors, ())
+    assert none["r2"] == pytest.approx(0.0, abs=1e-12) and none["slopes"] == {}
+    assert none["scale_error_left"] == pytest.approx(np.abs(error - error.mean()).mean())
+
+
+def test_a_dataset_that_is_not_synthetic_is_refused(sf, data, tmp_path):
+    for name, stats in (("nostats", None), ("folders", {"source": "folders"})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "manifest.csv").write_text((data / "manifest.csv").read_text())
+        if stats is not None:
+            (folder / "stats.json").write_text(json.dumps(stats))
+        with pytest.raises(DatasetError, match=r"stats\.json.*synthetic"):
+            sf.room_factors(folder, ["x"])
+
+
+def test_script_fits_a_trained_checkpoint_end_to_end(sf, data, tmp_path, one_thread):
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    cfg = TrainConfig(stages=((32, 1, 8),), ckpt_dir=str(run), tensorboard=False, device="cpu")
+    fit(build_model("depthmasknet_tiny"), TrainData(data), cfg)
+    out = tmp_path / "sf.json"
+    result = sf.main(["--ckpt", str(run / "best.pt"), "--data", str(data), "--out", str(out)])
+    assert json.loads(out.read_text())["fits"] == result["fits"]
+    test_rows = [r for r in read_manifest(Store(data)) if r["split"] == "test"]
+    assert result["samples"] == len(test_rows) and result["rooms"] == len(test_rows) // 2
+    assert [f["known"] for f in result["fits"]] == [list(k) for k in sf.KNOWN_SETS]
+    r2 = [f["r2"] for f in result["fits"]]
+    assert r2[0] == pytest.approx(0.0, abs=1e-9)
+    assert all(b >= a - 1e-9 for a, b in zip(r2, r2[1:], strict=False))  # nested fits
+    assert result["depth_scale_log"] >= abs(result["depth_scale_bias"])
+    per_degree = [-np.deg2rad(1) / np.sin(np.deg2rad(f)) for f in CFG.scene.fov_deg]
+    assert per_degree[0] <= result["fov_blind_slope"] <= per_degree[1]
