@@ -103,7 +103,7 @@ def explain(error: np.ndarray, factors: dict[str, np.ndarray], known: tuple[str,
 
 def scale_factors(ckpt: str | Path, data: str | Path, split: str = "test") -> dict:
     """Evaluate ``ckpt`` on ``split`` of the synthetic dataset ``data``; the fits of ``KNOWN_SETS``."""
-    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    predictor = Predictor.from_checkpoint(ckpt)
     dataset = TrainData(data).dataset(split, predictor.size, stats=predictor.stats)
     metrics, rows = evaluate(predictor.model, dataset, progress=False)
     error = np.array([r["depth_scale_bias"] for r in rows], dtype=np.float64)
