@@ -3,8 +3,8 @@
 On CUDA, autocast runs in float16 (fit() adds a GradScaler). On a CPU, it runs in bfloat16 only
 when the CPU has bf16 instructions: AVX512-BF16 or AMX on x86. On other CPUs (AVX2-only x86,
 most laptops, many cloud VMs) oneDNN has to emulate bf16, and autocast runs several times *slower*
-than float32. On a 2-core AVX2 EPYC, DepthMaskNet trained at 23 pairs/s in bf16 + channels_last
-against 207 in float32 + channels_last (benchmarks/README.md, P1). Those CPUs use float32.
+than float32. On a 2-core AVX2 EPYC, DepthMaskNet trained at 21 pairs/s in bf16 + channels_last
+against 229 in float32 + channels_last (benchmarks/README.md, O3). Those CPUs use float32.
 """
 
 from __future__ import annotations
