@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from eva_depthmask.config import DataConfig, from_dict
-from eva_depthmask.dataset import read_manifest
+from eva_depthmask.dataset import QuartetDataset
 from eva_depthmask.evaluate import Predictor, evaluate
 from eva_depthmask.loaders import TrainData
 from eva_depthmask.scenes import room_camera
-from eva_depthmask.storage import DatasetError, Store
+from eva_depthmask.storage import DatasetError
 
 RESULTS = Path(__file__).parent / "results" / "scale_factors.json"
 # name -> (how it enters the fit); lengths enter as logs, so their slopes are ratios
@@ -58,18 +57,18 @@ def room_factors(data: str | Path, ids: list[str]) -> tuple[np.ndarray, dict[str
     """``(room, {factor: values})``, each ``(N,)``: the room index behind each sample id, and its
     camera and box, drawn again from the synthetic dataset's stored config (stats.json) without
     rendering."""
-    store = Store(data)
-    meta = json.loads(store.read("stats.json")) if store.exists("stats.json") else {}
-    if meta.get("source") != "synthetic":
+    dataset = QuartetDataset(data, "all")  # reads and checks stats.json and manifest.csv
+    if dataset.info.get("source") != "synthetic" or dataset.config is None:
         raise DatasetError(
-            f"{store.name('stats.json')}: expected a synthetic dataset (source 'synthetic') whose "
-            f"rooms can be drawn again, got source {meta.get('source')!r}"
+            f"{dataset.store.name('stats.json')}: expected a synthetic dataset (source "
+            f"'synthetic') whose rooms can be drawn again, got source "
+            f"{dataset.info.get('source')!r}"
         )
-    cfg = from_dict(DataConfig, meta["config"])
-    room_of = {r["id"]: int(Path(r["bg"]).stem) for r in read_manifest(store)}
+    cfg = dataset.config
+    room_of = {r["id"]: int(Path(r["bg"]).stem) for r in dataset.rows}
     missing = [i for i in ids if i not in room_of]
     if missing:
-        raise DatasetError(f"{store.name('manifest.csv')}: no rows for ids {missing[:3]}")
+        raise DatasetError(f"{dataset.store.name('manifest.csv')}: no rows for ids {missing[:3]}")
     rooms: dict[int, tuple[float, ...]] = {}
     for i in {room_of[i] for i in ids}:
         camera, (x_min, x_max, z_min, z_max, height) = room_camera(cfg.seed, i, cfg.size, cfg.scene)

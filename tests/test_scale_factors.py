@@ -1,6 +1,7 @@
 """benchmarks/scale_factors.py: the rooms behind the samples, the fits, and the script end to end."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -64,12 +65,13 @@ def test_explain_recovers_the_slopes_of_a_known_error(sf):
 
 
 def test_a_dataset_that_is_not_synthetic_is_refused(sf, data, tmp_path):
-    for name, stats in (("nostats", None), ("folders", {"source": "folders"})):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "manifest.csv").write_text((data / "manifest.csv").read_text())
-        if stats is not None:
-            (folder / "stats.json").write_text(json.dumps(stats))
+    stats = json.loads((data / "stats.json").read_text())
+    for name, source in (("nostats", None), ("folders", "folders")):
+        folder = shutil.copytree(data, tmp_path / name)
+        if source is None:
+            (folder / "stats.json").unlink()
+        else:
+            (folder / "stats.json").write_text(json.dumps({**stats, "source": source}))
         with pytest.raises(DatasetError, match=r"stats\.json.*synthetic"):
             sf.room_factors(folder, ["x"])
 
