@@ -81,7 +81,7 @@ def room_factors(data: str | Path, ids: list[str]) -> tuple[np.ndarray, dict[str
             x_max - x_min,
         )
     room = np.array([room_of[i] for i in ids])
-    table = np.array([rooms[r] for r in room], dtype=np.float64)
+    table = np.array([rooms[r] for r in room], dtype=np.float64).reshape(len(room), len(FACTORS))
     return room, {name: table[:, j] for j, name in enumerate(FACTORS)}
 
 

@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from eva_depthmask.config import DataConfig
+from eva_depthmask.datagen import make_dataset
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -27,3 +30,14 @@ def load_benchmark():
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def rooms(tmp_path_factory) -> tuple[Path, DataConfig]:
+    """``(path, cfg)``: a tiny synthetic dataset, 30 rooms at 32 px, one foreground each (x 2 flips),
+    for the scripts that draw its rooms again (scale_factors.py, camera_told.py)."""
+    cfg = DataConfig(
+        size=32, n_bg=30, n_fg=3, fg_per_bg=1, placements=1, image_format="png", seed=3
+    )
+    path = make_dataset(tmp_path_factory.mktemp("rooms") / "data", cfg, workers=0, progress=False)
+    return path, cfg

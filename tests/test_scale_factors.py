@@ -8,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from eva_depthmask.config import DataConfig, TrainConfig
-from eva_depthmask.datagen import make_dataset
+from eva_depthmask.config import TrainConfig
 from eva_depthmask.dataset import read_manifest
 from eva_depthmask.loaders import TrainData
 from eva_depthmask.model import build_model
@@ -17,25 +16,19 @@ from eva_depthmask.scenes import render_room
 from eva_depthmask.storage import DatasetError, Store
 from eva_depthmask.train import fit
 
-CFG = DataConfig(size=32, n_bg=30, n_fg=3, fg_per_bg=1, placements=1, image_format="png", seed=3)
-
 
 @pytest.fixture(scope="module")
 def sf(load_benchmark):
     return load_benchmark("scale_factors")
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("sf") / "data", CFG, workers=0, progress=False)
-
-
-def test_room_factors_are_the_rooms_the_dataset_was_drawn_from(sf, data):
+def test_room_factors_are_the_rooms_the_dataset_was_drawn_from(sf, rooms):
+    data, cfg = rooms
     rows = read_manifest(Store(data))
     room, factors = sf.room_factors(data, [r["id"] for r in rows])
     assert set(factors) == set(sf.FACTORS) and len(room) == len(rows)
     for k, r in enumerate(rows):
-        rendered = render_room(CFG.seed, int(room[k]), CFG.size, CFG.scene)
+        rendered = render_room(cfg.seed, int(room[k]), cfg.size, cfg.scene)
         stored = np.asarray(Image.open(data / r["bg"]).convert("RGB"))
         np.testing.assert_array_equal(rendered.rgb, stored)  # the right room, and its stream
         assert factors["fov_deg"][k] == rendered.camera.fov_deg
@@ -64,7 +57,8 @@ def test_explain_recovers_the_slopes_of_a_known_error(sf):
     assert none["scale_error_left"] == pytest.approx(np.abs(error - error.mean()).mean())
 
 
-def test_a_dataset_that_is_not_synthetic_is_refused(sf, data, tmp_path):
+def test_a_dataset_that_is_not_synthetic_is_refused(sf, rooms, tmp_path):
+    data = rooms[0]
     stats = json.loads((data / "stats.json").read_text())
     for name, source in (("nostats", None), ("folders", "folders")):
         folder = shutil.copytree(data, tmp_path / name)
@@ -76,7 +70,8 @@ def test_a_dataset_that_is_not_synthetic_is_refused(sf, data, tmp_path):
             sf.room_factors(folder, ["x"])
 
 
-def test_script_fits_a_trained_checkpoint_end_to_end(sf, data, tmp_path, one_thread):
+def test_script_fits_a_trained_checkpoint_end_to_end(sf, rooms, tmp_path, one_thread):
+    data, data_cfg = rooms
     torch.manual_seed(0)
     run = tmp_path / "run"
     cfg = TrainConfig(stages=((32, 1, 8),), ckpt_dir=str(run), tensorboard=False, device="cpu")
@@ -91,5 +86,5 @@ def test_script_fits_a_trained_checkpoint_end_to_end(sf, data, tmp_path, one_thr
     assert r2[0] == pytest.approx(0.0, abs=1e-9)
     assert all(b >= a - 1e-9 for a, b in zip(r2, r2[1:], strict=False))  # nested fits
     assert result["depth_scale_log"] >= abs(result["depth_scale_bias"])
-    per_degree = [-np.deg2rad(1) / np.sin(np.deg2rad(f)) for f in CFG.scene.fov_deg]
+    per_degree = [-np.deg2rad(1) / np.sin(np.deg2rad(f)) for f in data_cfg.scene.fov_deg]
     assert per_degree[0] <= result["fov_blind_slope"] <= per_degree[1]
