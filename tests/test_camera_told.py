@@ -54,8 +54,9 @@ def test_the_guessing_network_reads_its_camera_from_the_features(ct):
     told = ct.CameraTold(build_model("depthmasknet"), 3, guess=True).eval()
     bg, fg_bg = pair(batch=3)
     with torch.no_grad():
-        told(bg, fg_bg, torch.full((3, 3), float("nan")))  # the true camera is never read
+        out = told(bg, fg_bg, torch.full((3, 3), float("nan")))  # NaN would spread if it were read
     assert told.guessed.shape == (3, 3) and torch.isfinite(told.guessed).all()
+    assert all(torch.isfinite(v).all() for v in out.values())
 
 
 def test_cameras_are_each_rooms_standardised(ct, rooms):
