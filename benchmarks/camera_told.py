@@ -9,6 +9,9 @@ added to the encoder's deepest features, for every pixel. ``--told``:
 - ``none``: the MLP sees zeros (the plain network plus a constant; the control);
 - ``camera``: field of view, camera height and pitch, from the dataset's stored config;
 - ``room``: those and the room's height, length and width;
+- ``proportions``: field of view, pitch, and the camera height, the back wall's distance and the
+  room width, each over the room height: everything perspective shows without a known length, so
+  the room's size is all that is left to read (the furniture's sizes are its only rulers);
 - ``guessed``: the camera as a head on the deepest features reads it from the picture, trained to
   it (smooth L1 in standard units, weight 1) beside the depth and mask losses: whether the picture
   shows it to this network.
@@ -47,13 +50,21 @@ from eva_depthmask.precision import autocast, precision_name
 from eva_depthmask.transforms import check_stats, norm_constants, normalize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # a sibling script, not a package
-from scale_factors import FACTORS, _fitted, room_factors  # noqa: E402
+from scale_factors import (  # noqa: E402
+    FACTORS,
+    PROPORTIONS,
+    _fitted,
+    floor_metrics,
+    proportions,
+    room_factors,
+)
 
 RESULTS = Path(__file__).parent / "results" / "camera_told.json"
 TOLD = {
     "none": ("fov_deg", "camera_height_m", "pitch_deg"),  # shapes only: the MLP gets zeros
     "camera": ("fov_deg", "camera_height_m", "pitch_deg"),
     "room": tuple(FACTORS),
+    "proportions": ("fov_deg", "pitch_deg", *PROPORTIONS),
     "guessed": ("fov_deg", "camera_height_m", "pitch_deg"),
 }
 KEYS = ("mask_iou", "depth_rmse", "depth_abs_rel", "depth_delta1", "depth_abs_rel_aligned")
@@ -99,7 +110,9 @@ def cameras(data: Path, told: str) -> dict[str, np.ndarray]:
     over the dataset's rooms (lengths as logs); zeros for ``none``."""
     ids = QuartetDataset(data, "all").ids
     _, factors = room_factors(data, ids)
-    cols = [_fitted(factors[k], k) for k in TOLD[told]]
+    named = {k: _fitted(v, k) for k, v in factors.items()}
+    named |= {k: np.log(v) for k, v in proportions(factors).items()}
+    cols = [named[k] for k in TOLD[told]]
     table = np.stack([(c - c.mean()) / max(c.std(), 1e-12) for c in cols], 1).astype(np.float32)
     if told == "none":
         table[:] = 0.0
@@ -181,7 +194,7 @@ def score(model: CameraTold, data: TrainData, known: dict, args: argparse.Namesp
     return row
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], floor: dict) -> str:
     head = (
         "| told | seed | mask IoU | RMSE | abs-rel | delta1 | abs-rel aligned | scale err | bias |"
     )
@@ -197,6 +210,11 @@ def markdown(rows: list[dict]) -> str:
     for r in guessed:
         errs = ", ".join(f"{k} {v:.3f}" for k, v in r["camera_error"].items())
         lines.append(f"\nguessed camera, seed {r['seed']}: mean |error| (standard units) {errs}")
+    lines.append(
+        f"\nan ideal reader of each test room's proportions, no length known "
+        f"(scale_factors.proportion_floor): scale error {floor['depth_scale_log']:.4f}; a perfect "
+        f"shape at its scale: abs-rel {floor['depth_abs_rel']:.4f}"
+    )
     return "\n".join(lines)
 
 
@@ -217,6 +235,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if getattr(args, name) < 1:
             p.error(f"--{name}: expected a positive integer")
     room_factors(args.data, [])  # refuses a dataset that is not synthetic before any training
+    floor = floor_metrics(
+        args.data, room_factors(args.data, QuartetDataset(args.data, "test").ids)[1]
+    )
     torch.set_num_threads(args.threads)
     rows = []
     for seed in args.seeds:
@@ -230,8 +251,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "finished": time.strftime("%Y-%m-%d %H:%M"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "meta": meta}, indent=1))
-    print(markdown(rows))
+    result = {"rows": rows, "proportion_floor": floor, "meta": meta}
+    args.out.write_text(json.dumps(result, indent=1))
+    print(markdown(rows, floor))
     return rows
 
 

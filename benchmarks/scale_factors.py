@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from eva_depthmask.config import SceneConfig
 from eva_depthmask.dataset import QuartetDataset
 from eva_depthmask.evaluate import Predictor, evaluate
+from eva_depthmask.layout import FRONT_WALL_GAP_M
 from eva_depthmask.loaders import TrainData
-from eva_depthmask.scenes import room_camera
+from eva_depthmask.scenes import CEILING_GAP_M, room_camera
 from eva_depthmask.storage import DatasetError
 
 RESULTS = Path(__file__).parent / "results" / "scale_factors.json"
@@ -44,6 +46,7 @@ FACTORS = {
     "room_length_m": "log",
     "room_width_m": "log",
 }
+PROPORTIONS = ("camera_height/room_height", "back_wall/room_height", "room_width/room_height")
 KNOWN_SETS = (
     (),
     ("fov_deg",),
@@ -69,9 +72,18 @@ def room_factors(data: str | Path, ids: list[str]) -> tuple[np.ndarray, dict[str
     missing = [i for i in ids if i not in room_of]
     if missing:
         raise DatasetError(f"{dataset.store.name('manifest.csv')}: no rows for ids {missing[:3]}")
+    room = np.array([room_of[i] for i in ids], dtype=np.int64)
+    return room, drawn_factors(cfg.seed, room, cfg.size, cfg.scene)
+
+
+def drawn_factors(
+    seed: int, room: np.ndarray, size: int, scene: SceneConfig
+) -> dict[str, np.ndarray]:
+    """``{factor: (N,)}`` for the room indices ``room`` (N,) of stream ``seed``, each room's camera
+    and box drawn again without rendering."""
     rooms: dict[int, tuple[float, ...]] = {}
-    for i in {room_of[i] for i in ids}:
-        camera, (x_min, x_max, z_min, z_max, height) = room_camera(cfg.seed, i, cfg.size, cfg.scene)
+    for i in np.unique(room).tolist():
+        camera, (x_min, x_max, z_min, z_max, height) = room_camera(seed, i, size, scene)
         rooms[i] = (
             camera.fov_deg,
             camera.height_m,
@@ -80,9 +92,53 @@ def room_factors(data: str | Path, ids: list[str]) -> tuple[np.ndarray, dict[str
             z_max - z_min,
             x_max - x_min,
         )
-    room = np.array([room_of[i] for i in ids])
-    table = np.array([rooms[r] for r in room], dtype=np.float64).reshape(len(room), len(FACTORS))
-    return room, {name: table[:, j] for j, name in enumerate(FACTORS)}
+    table = np.array([rooms[r] for r in room.tolist()], dtype=np.float64)
+    return {name: table.reshape(len(room), len(FACTORS))[:, j] for j, name in enumerate(FACTORS)}
+
+
+def proportions(factors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The room's scale-free shape, each ``(N,)``: its camera height, the back wall's distance from
+    the camera (the drawn room length; the box reaches ``FRONT_WALL_GAP_M`` behind the camera, out of
+    view) and its width, each over the room height. Perspective shows these without a known length."""
+    back_wall = factors["room_length_m"] - FRONT_WALL_GAP_M
+    lengths = (factors["camera_height_m"], back_wall, factors["room_width_m"])
+    return {k: v / factors["room_height_m"] for k, v in zip(PROPORTIONS, lengths, strict=True)}
+
+
+def proportion_floor(factors: dict[str, np.ndarray], scene: SceneConfig) -> np.ndarray:
+    """``(N,)`` signed scale error log(true / guessed room height) of an ideal reader that knows each
+    room's ``proportions`` exactly and the ranges ``scene`` draws from, but no length in it.
+
+    Height, camera height, length and width are drawn uniformly and independently, so given the three
+    ratios the height's posterior is proportional to h^3 (a Jacobian h per ratio) on the interval all
+    four ranges allow, and its median -- the guess with the least mean |log error| -- is
+    ((lo^4 + hi^4) / 2)^(1/4). Every depth scales with the room, so this is the depth's scale error
+    too: the floor for any predictor that reads the room's shape and not its size (furniture is the
+    only ruler the pictures hold).
+    """
+    if scene.camera_height_m[1] > scene.room_height_m[0] - CEILING_GAP_M:
+        raise ValueError(
+            f"SceneConfig camera_height_m {scene.camera_height_m} reaches within {CEILING_GAP_M} m of "
+            f"the lowest ceiling {scene.room_height_m[0]} m, where the camera height is clipped: "
+            "expected ranges whose draws are independent"
+        )
+    height = factors["room_height_m"]
+    lo = np.full_like(height, scene.room_height_m[0])
+    hi = np.full_like(height, scene.room_height_m[1])
+    drawn = (scene.camera_height_m, scene.room_length_m, scene.room_width_m)
+    for ratio, (low, high) in zip(proportions(factors).values(), drawn, strict=True):
+        lo, hi = np.maximum(lo, low / ratio), np.minimum(hi, high / ratio)
+    return np.log(height / ((lo**4 + hi**4) / 2) ** 0.25)
+
+
+def floor_metrics(data: str | Path, factors: dict[str, np.ndarray]) -> dict[str, float]:
+    """``proportion_floor`` over the samples of ``factors`` (drawn from the synthetic dataset
+    ``data``): its mean |log| scale error, and the abs-rel of a perfect shape at its scale."""
+    error = proportion_floor(factors, QuartetDataset(data, "all").config.scene)
+    return {
+        "depth_scale_log": float(np.abs(error).mean()),
+        "depth_abs_rel": float(np.abs(np.expm1(-error)).mean()),  # |exp(-e) - 1| at every pixel
+    }
 
 
 def explain(error: np.ndarray, factors: dict[str, np.ndarray], known: tuple[str, ...]) -> dict:
@@ -120,6 +176,7 @@ def scale_factors(ckpt: str | Path, data: str | Path, split: str = "test") -> di
         },
         "fov_blind_slope": float(-np.deg2rad(1.0) / np.sin(mean_fov)),
         "fits": [explain(error, factors, known) for known in KNOWN_SETS],
+        "proportion_floor": floor_metrics(data, factors),
     }
 
 
@@ -142,6 +199,12 @@ def print_table(result: dict) -> None:
         known = ", ".join(fit["known"]) or "(nothing: the bias taken out)"
         print(f"| {known} | {fit['scale_error_left']:.4f} | {fit['r2']:.3f} | {slopes} |")
     print(f"\nfov-blind slope: {result['fov_blind_slope']:+.4f} per degree")
+    floor = result["proportion_floor"]
+    print(
+        f"an ideal reader of each room's proportions, no length known: scale error "
+        f"{floor['depth_scale_log']:.4f}; a perfect shape at its scale: abs-rel "
+        f"{floor['depth_abs_rel']:.4f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

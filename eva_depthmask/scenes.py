@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 ROOM_STREAM = 1  # third entry of the room Generator's seed; sprites use their own
+CEILING_GAP_M = 0.3  # the camera stays at least this far below the ceiling
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _draw_room(seed: int, index: int, size: int, cfg: SceneConfig):
     camera = Camera(
         size=int(size),
         fov_deg=float(rng.uniform(*cfg.fov_deg)),
-        height_m=float(min(rng.uniform(*cfg.camera_height_m), lay.bounds[4] - 0.3)),
+        height_m=float(min(rng.uniform(*cfg.camera_height_m), lay.bounds[4] - CEILING_GAP_M)),
         pitch_deg=float(rng.uniform(*cfg.camera_pitch_deg)),
         yaw_deg=float(rng.uniform(*cfg.camera_yaw_deg)),
     )

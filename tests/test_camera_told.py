@@ -71,6 +71,14 @@ def test_cameras_are_each_rooms_standardised(ct, rooms):
     fov = np.array([room_camera(cfg.seed, i, cfg.size, cfg.scene)[0].fov_deg for i in room_ids])
     assert np.corrcoef(fov, table[:, 0])[0, 1] == pytest.approx(1.0)
     assert ct.cameras(data, "room")[rows[0]["id"]].shape == (6,)
+    shape = np.stack([ct.cameras(data, "proportions")[r["id"]] for r in rows])
+    bounds = [room_camera(cfg.seed, i, cfg.size, cfg.scene) for i in room_ids]
+    seen = {  # the camera height and the back wall's distance (z_max), over the room height
+        2: [c.height_m / b[4] for c, b in bounds],
+        3: [b[3] / b[4] for _, b in bounds],
+    }
+    for col, ratio in seen.items():
+        assert np.corrcoef(np.log(ratio), shape[:, col])[0, 1] == pytest.approx(1.0)
     assert not np.any(np.stack(list(ct.cameras(data, "none").values())))
 
 

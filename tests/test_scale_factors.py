@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from eva_depthmask.config import TrainConfig
+from eva_depthmask.config import SceneConfig, TrainConfig
 from eva_depthmask.dataset import read_manifest
 from eva_depthmask.loaders import TrainData
 from eva_depthmask.model import build_model
@@ -57,6 +57,26 @@ def test_explain_recovers_the_slopes_of_a_known_error(sf):
     assert none["scale_error_left"] == pytest.approx(np.abs(error - error.mean()).mean())
 
 
+def test_proportion_floor_guesses_the_median_room_size_given_its_proportions(sf):
+    scene = SceneConfig()
+    factors = sf.drawn_factors(5, np.arange(4000), 16, scene)
+    error = sf.proportion_floor(factors, scene)  # log(true / guessed room height)
+    # a posterior median: too small as often as too large, whatever the room's proportions
+    assert abs((error > 0).mean() - 0.5) < 0.025
+    for ratio in sf.proportions(factors).values():
+        wide = ratio > np.median(ratio)
+        for part in (wide, ~wide):
+            assert abs((error[part] > 0).mean() - 0.5) < 0.035
+    # and the least mean |log error|: scaled guesses do worse, the prior's median alone far worse
+    least = np.abs(error).mean()
+    assert all(np.abs(error - np.log(k)).mean() > least for k in (0.97, 1.03))
+    prior = np.log(factors["room_height_m"] / np.mean(scene.room_height_m))
+    assert least < 0.8 * np.abs(prior).mean()
+    clipped = SceneConfig(camera_height_m=(1.1, 2.3))
+    with pytest.raises(ValueError, match=r"camera_height_m.*clipped"):
+        sf.proportion_floor(factors, clipped)
+
+
 def test_a_dataset_that_is_not_synthetic_is_refused(sf, rooms, tmp_path):
     data = rooms[0]
     stats = json.loads((data / "stats.json").read_text())
@@ -88,3 +108,5 @@ def test_script_fits_a_trained_checkpoint_end_to_end(sf, rooms, tmp_path, one_th
     assert result["depth_scale_log"] >= abs(result["depth_scale_bias"])
     per_degree = [-np.deg2rad(1) / np.sin(np.deg2rad(f)) for f in data_cfg.scene.fov_deg]
     assert per_degree[0] <= result["fov_blind_slope"] <= per_degree[1]
+    floor = result["proportion_floor"]
+    assert 0 < floor["depth_scale_log"] < 0.2 and 0 < floor["depth_abs_rel"] < 0.2
