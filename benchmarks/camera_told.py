@@ -234,10 +234,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in ("size", "images", "epochs", "batch", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: expected a positive integer")
-    room_factors(args.data, [])  # refuses a dataset that is not synthetic before any training
-    floor = floor_metrics(
-        args.data, room_factors(args.data, QuartetDataset(args.data, "test").ids)[1]
-    )
+    # room_factors refuses a dataset that is not synthetic, before any training
+    _, test_factors = room_factors(args.data, QuartetDataset(args.data, "test").ids)
+    floor = floor_metrics(args.data, test_factors)
     torch.set_num_threads(args.threads)
     rows = []
     for seed in args.seeds:
