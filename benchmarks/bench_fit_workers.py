@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from eva_depthmask.config import AugConfig, LossConfig
 from eva_depthmask.datagen import make_dataset
 from eva_depthmask.demo import PLANS
 from eva_depthmask.loaders import TrainData
@@ -73,7 +74,7 @@ def fit_rate(data: TrainData, name: str, workers: int, args, folder: Path) -> di
     )
     torch.manual_seed(0)
     wall = time.perf_counter()
-    fit(build_model(name), data, cfg, loss_fn=DepthMaskLoss(PLANS["default"].loss))
+    fit(build_model(name), data, cfg, loss_fn=DepthMaskLoss(LossConfig()))
     wall = time.perf_counter() - wall
     rows = [r for r in read_log(Path(cfg.ckpt_dir) / "log.csv") if r["kind"] == "train"]
     rates = [[float(r["img_per_s"]) for r in rows if int(r["epoch"]) == e] for e in (0, 1)]
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data_cfg = replace(PLANS["default"].data, size=args.size, n_bg=args.rooms)
-        data = TrainData(make_dataset(Path(tmp) / "data", data_cfg), PLANS["default"].aug)
+        data = TrainData(make_dataset(Path(tmp) / "data", data_cfg), AugConfig())
         for workers in args.workers:
             for name in args.models:
                 rows.append(fit_rate(data, name, workers, args, Path(tmp) / "runs"))

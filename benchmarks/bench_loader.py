@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from eva_depthmask.config import AugConfig
 from eva_depthmask.datagen import make_dataset
 from eva_depthmask.demo import PLANS
 from eva_depthmask.loaders import EpochSampler, TrainData, opencv_threads, train_loader
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or demo_data(args.size, args.batch * args.batches, Path(tmp) / "data")
-        data = TrainData(root, PLANS["default"].aug)
+        data = TrainData(root, AugConfig())
         for threads in args.opencv_threads:
             for workers in args.workers:
                 if workers == 0 and rows and any(r["workers"] == 0 for r in rows):

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from eva_depthmask.config import AugConfig, LossConfig
 from eva_depthmask.dataset import QuartetDataset
 from eva_depthmask.demo import PLANS
 from eva_depthmask.loaders import EpochSampler, TrainData, eval_batches, train_loader
@@ -126,14 +127,14 @@ def run(args: argparse.Namespace, told: str, seed: int) -> dict:
     the camera comes from each batch's sample ids. Same sampler, loader, optimizer and schedule: a
     camera run through fit() itself (a scratch hook) gave the same metrics to the last digit.
     """
-    data = TrainData(args.data, PLANS["default"].aug)
+    data = TrainData(args.data, AugConfig())
     stats, known = data.stats(), cameras(args.data, told)
     cfg = replace(PLANS["default"].train, stages=((args.size, args.epochs, args.batch),), seed=seed)
     device = torch.device(args.device)
     torch.manual_seed(seed)
     model = CameraTold(build_model("depthmasknet"), len(TOLD[told]), guess=told == "guessed")
     model.to(device, memory_format=torch.channels_last)
-    loss_fn = DepthMaskLoss(PLANS["default"].loss).to(device)
+    loss_fn = DepthMaskLoss(LossConfig()).to(device)
     train_ds = data.dataset("train", args.size, seed, stats, cfg.cache_mb, normalize=False)
     per_epoch = min(len(train_ds), args.images // args.epochs) // args.batch
     opt = make_optimizer(model, cfg)

@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from eva_depthmask.config import DataConfig, TrainConfig, to_dict  # noqa: E402
+from eva_depthmask.config import AugConfig, DataConfig, LossConfig, TrainConfig, to_dict  # noqa: E402
 from eva_depthmask.datagen import make_dataset  # noqa: E402
 from eva_depthmask.demo import PLANS  # noqa: E402
 from eva_depthmask.evaluate import fit_difference_threshold, robustness_sweep  # noqa: E402
@@ -57,6 +57,9 @@ QUALITY = ("mask_iou", "mask_dice", "depth_rmse", "depth_abs_rel", "depth_delta1
 # test columns only (older runs' validation logs lack them): depth with each image's scale error
 # taken out, and that error itself (metrics.py, "median scaling")
 ALIGNED = ("depth_rmse_aligned", "depth_delta1_aligned", "depth_scale_log")
+# every network trains with the package's default augmentation and loss, not the demo's outline
+# recipe: in this short training what the outline weight gives the masks it takes from the depth (K26)
+AUG, LOSS = AugConfig(), LossConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.work
         / f"{args.size}px_{args.images}img_{args.epochs}ep_{data_cfg.n_bg}rooms_seed{args.seed}"
     )
-    data = TrainData(make_dataset(work / "data", data_cfg), PLANS["default"].aug)
+    data = TrainData(make_dataset(work / "data", data_cfg), AUG)
     stats = data.stats()
     threshold = fit_difference_threshold(data.dataset("val", args.size, stats=stats), stats)
     rows, curves, sweep = [], {}, []
@@ -278,7 +281,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         cfg = train_config(args, work / "runs" / run_name(args, name))
         torch.manual_seed(cfg.seed)
         model = build_model(name)
-        fit(model, data, cfg, loss_fn=DepthMaskLoss(PLANS["default"].loss))
+        fit(model, data, cfg, loss_fn=DepthMaskLoss(LOSS))
         log = read_log(Path(cfg.ckpt_dir) / "log.csv")
         sweep = robustness_sweep(model, data, args.size, stats, threshold=threshold, device=device)
         rows.append(network_row(name, model.cpu(), log, sweep, args.batch, args.size))
@@ -294,8 +297,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "machine": machine,
         "data": to_dict(data_cfg),
         "train": to_dict(train_config(args, work / "runs")),
-        "loss": to_dict(PLANS["default"].loss),
-        "aug": to_dict(PLANS["default"].aug),
+        "loss": to_dict(LOSS),
+        "aug": to_dict(AUG),
         "test_samples": len(test),
         "test_rooms": len({row["bg"] for row in test.rows}),
         "curves": curves,

@@ -3,8 +3,9 @@
 Training flips the whole quartet half the time (``AugConfig.hflip_p``), so a network has learned
 both views of a scene, and its errors in the two views are partly independent. Averaging them
 costs a second forward pass and, on the demo's model (benchmarks/README.md, D10), gave +0.008 mask
-IoU under the strong background perturbation and +0.002 depth delta1 (all 1,600 test samples);
-it is off by default.
+IoU under the strong background perturbation and +0.002 depth delta1 (all 1,600 test samples).
+``Predictor`` and ``evaluate`` use it only when asked (``flip=True``, ``--flip``); the demo scores
+with it (``demo.DemoPlan.flip``).
 """
 
 from __future__ import annotations

@@ -47,6 +47,23 @@ def test_demo_quick_writes_metrics_and_figures(demo):
         assert Image.open(demo / name).size[0] > 300
 
 
+def test_demo_scores_its_final_weights_with_flip_averaging(demo, tmp_path):
+    metrics = json.loads((demo / "metrics.json").read_text())
+    assert metrics["plan"]["flip"] and metrics["plan"]["loss"]["mask_edge"] > 0
+    final = sorted((demo / "run").glob("ckpt_*.pt"))[-1]
+    scored = {}
+    for flip in ([], ["--flip"]):
+        out = tmp_path / f"eval{''.join(flip)}"
+        done = run(
+            "evaluate", "--ckpt", str(final), "--data", str(demo / "data"), "--out", str(out), *flip
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        scored[bool(flip)] = json.loads((out / "metrics.json").read_text())
+    for key in ("mask_iou", "depth_rmse", "depth_delta1"):
+        assert metrics[key] == pytest.approx(scored[True][key], rel=1e-5), key
+    assert metrics["depth_rmse"] != pytest.approx(scored[False]["depth_rmse"], rel=1e-5)
+
+
 def test_demo_killed_then_rerun_ends_with_the_same_metrics(demo, tmp_path):
     proc = subprocess.Popen(
         [*CLI, "demo", "--quick", "--out", str(tmp_path)],

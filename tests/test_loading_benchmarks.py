@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from eva_depthmask.config import AugConfig
 from eva_depthmask.dataset import QuartetDataset
 
 
@@ -29,7 +30,7 @@ def test_bench_loader_cached_row_reads_every_sample_once(
     load_benchmark, tmp_path, monkeypatch, capsys
 ):
     bench = load_benchmark("bench_loader")
-    data = bench.TrainData(bench.demo_data(32, 20, tmp_path / "data"), bench.PLANS["default"].aug)
+    data = bench.TrainData(bench.demo_data(32, 20, tmp_path / "data"), AugConfig())
     data.stats()  # read before counting: the count below is the loader's alone
     reads = []
     real_raw = QuartetDataset.raw
