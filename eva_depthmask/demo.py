@@ -53,8 +53,8 @@ class DemoPlan:
 
 
 PLANS = {
-    # about 10 minutes on 2 idle CPU cores with native bf16, data generation included (README:
-    # measured), twice that in float32
+    # data generation included, 21 minutes on 2 CPU cores that train in float32 (README: T38); the
+    # previous recipe, the same network and steps, took 10 minutes where bf16 is native (T23)
     "default": DemoPlan(
         # 8,000 rooms with one of the 30 foregrounds each (x 2 flips): depth is learned from rooms,
         # and with fewer the network memorises them (benchmarks/README.md, T3-T8); PNG, as JPEG's
