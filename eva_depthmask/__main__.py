@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="dataset, training, evaluation and figures on procedural scenes (CPU)"
     )
     demo.add_argument(
-        "--quick", action="store_true", help="a run of seconds instead of 10-20 minutes"
+        "--quick", action="store_true", help="a run of seconds instead of 10-25 minutes"
     )
     demo.add_argument(
         "--out", default="demo_out", help="folder for the dataset, run, figures and metrics"

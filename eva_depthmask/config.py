@@ -124,7 +124,7 @@ class LossConfig:
     mask_dice: float = 1.0
     # BCE over the pixels within mask_edge_px of the true outline (losses.mask_edge_bce). At 1 the
     # demo's strong-perturbation IoU 0.861 -> 0.894, for delta1 0.962 -> 0.951 (T28); off by default,
-    # on in the demo's recipe with depth_weight 1.5 (demo.ROBUST_LOSS, T36)
+    # 2 in the demo's recipe with depth_weight 1.5 (demo.ROBUST_LOSS, T45)
     mask_edge: float = 0.0
     mask_edge_px: int = 2
     depth_l1: float = 1.0

@@ -32,12 +32,13 @@ SUMMARY_KEYS = ("mask_iou", "mask_dice", "depth_rmse", "depth_abs_rel", "depth_d
 # more often than AugConfig's defaults, weighs the outline in the mask loss, where they do their harm,
 # weighs the depth more to keep what that costs it, and scores with flip averaging. Under the strong
 # perturbation mask IoU 0.863 -> 0.904, for clean 0.990 -> 0.984 and delta1 0.959 -> 0.957
-# (benchmarks/README.md, T36). compare.py keeps the defaults: its short training cannot afford what
-# the outline costs the depth (K26).
+# (benchmarks/README.md, T36, with mask_edge 1). The default plan's 32 px first stage hands training
+# from the masks to the depth; twice the outline weight hands it back (T43-T47). compare.py keeps
+# the defaults: its short training cannot afford what the outline costs the depth (K26).
 ROBUST_AUG = AugConfig(
     misalign_p=0.7, lighting_p=0.7, blur_p=0.4, bg_noise_p=0.5, jpeg_p=0.5, shadow_p=0.5
 )
-ROBUST_LOSS = LossConfig(mask_edge=1.0, depth_weight=1.5)
+ROBUST_LOSS = LossConfig(mask_edge=2.0, depth_weight=1.5)
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,21 @@ class DemoPlan:
 
 
 PLANS = {
-    # data generation included, 21 minutes on 2 CPU cores that train in float32 (README: T38); the
-    # previous recipe, the same network and steps, took 10 minutes where bf16 is native (T23)
+    # data generation included, 21 minutes on 2 CPU cores that train in float32 (README: T48); a
+    # 64 px-only recipe with the same network took 10 minutes where bf16 is native (T23)
     "default": DemoPlan(
         # 8,000 rooms with one of the 30 foregrounds each (x 2 flips): depth is learned from rooms,
         # and with fewer the network memorises them (benchmarks/README.md, T3-T8); PNG, as JPEG's
         # ringing around a pasted object blurs the very edge the mask must find
         DataConfig(size=64, n_bg=8000, n_fg=30, fg_per_bg=1, placements=1, image_format="png"),
-        TrainConfig(stages=((64, 11, 32),), lr=4e-3, ckpt_every=100),
+        # 3 epochs at 32 px first: each costs about half a 64 px one, and they lift the depth, above
+        # all its scale (abs-rel 0.087 -> 0.081, delta1 0.957 -> 0.967; T45-T48)
+        TrainConfig(stages=((32, 3, 32), (64, 11, 32)), lr=4e-3, ckpt_every=100),
     ),
-    # seconds: a smoke run of the whole pipeline
+    # seconds: a smoke run of the whole pipeline, the default's two stages included
     "quick": DemoPlan(
         DataConfig(size=64, n_bg=12, n_fg=12, placements=1),
-        TrainConfig(stages=((64, 3, 16),), lr=4e-3, ckpt_every=20),
+        TrainConfig(stages=((32, 1, 16), (64, 2, 16)), lr=4e-3, ckpt_every=20),
     ),
 }
 
