@@ -13,7 +13,7 @@ A network that judged distance by apparent size at one assumed focal length woul
 -1 / sin(fov) per radian of field of view (``fov_blind_slope``, per degree); a slope near 0 means
 the network reads the field of view from the picture.
 
-    .venv/bin/python benchmarks/scale_factors.py --ckpt demo_out/run/ckpt_00004400.pt --data demo_out/data
+    .venv/bin/python benchmarks/scale_factors.py --ckpt demo_out/run/ckpt_00005600.pt --data demo_out/data
 
 Writes benchmarks/results/scale_factors.json and prints a markdown table.
 """
