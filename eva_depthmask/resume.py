@@ -1,11 +1,13 @@
 """What makes a checkpoint resumable by a ``fit()`` call, and loading the newest one into a run.
 
-A run resumes only into the same architecture and the same training recipe: a checkpoint of another
-one is refused with the settings that differ, except those in ``RESUME_FREE``, which change where
+A run resumes only into the same architecture, the same training recipe and the same loss: a
+checkpoint of another one is refused with the settings that differ, except those in ``RESUME_FREE``, which change where
 and how often a run writes and logs but not what it computes.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from torch import nn
 
@@ -30,25 +32,29 @@ def model_config(model: nn.Module) -> dict:
     return {"name": type(model).__name__, "config": to_dict(cfg) if cfg is not None else None}
 
 
-def check_resumable(state: dict, model: nn.Module, cfg: TrainConfig, path) -> None:
-    """Refuse a checkpoint from another architecture or another training recipe, naming the settings."""
+def check_resumable(
+    state: dict, model: nn.Module, cfg: TrainConfig, path, loss_config: dict | str | None = None
+) -> None:
+    """Refuse a checkpoint from another architecture, training recipe or loss, naming the settings.
+
+    ``loss_config`` is what ``fit`` stores as the checkpoint's ``"loss_config"``: the loss's config as
+    a dict, or the loss class's name when it has none. The loss is not checked when ``loss_config``
+    is None or the checkpoint predates the field (written before fit() stored it).
+    """
     mine, theirs = model_config(model), state["model_config"]
     problems = []
     if mine["name"] != theirs["name"]:
         problems.append(f"model: {theirs['name']} -> {mine['name']}")
-    elif mine["config"] != theirs["config"]:
-        old, new = flatten(theirs["config"] or {}), flatten(mine["config"] or {})
-        problems += [
-            f"model.{k}: {old.get(k)!r} -> {new.get(k)!r}"
-            for k in sorted(old.keys() | new.keys())
-            if old.get(k) != new.get(k)
-        ]
+    else:
+        problems += _changed("model", theirs["config"], mine["config"])
     old_train = from_dict(TrainConfig, state["train_config"])
     problems += [
         f"train.{k}: {a!r} -> {b!r}"
         for k, (a, b) in diff(old_train, cfg).items()
         if k.split(".")[0] not in RESUME_FREE
     ]
+    if loss_config is not None and "loss_config" in state:
+        problems += _changed("loss", state["loss_config"], loss_config)
     if problems:
         raise ckpt.CheckpointError(
             f"{path}: was written by a run with other settings ({'; '.join(problems)}); "
@@ -56,16 +62,39 @@ def check_resumable(state: dict, model: nn.Module, cfg: TrainConfig, path) -> No
         )
 
 
+def _changed(prefix: str, old: dict | str | None, new: dict | str | None) -> list[str]:
+    """``"prefix.key: old -> new"`` for each setting that differs between two configs (dicts, or a
+    name when a part has no config: then one ``"prefix: old -> new"``)."""
+    if old == new:
+        return []
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [f"{prefix}: {old!r} -> {new!r}"]
+    a, b = flatten(old), flatten(new)
+    return [
+        f"{prefix}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k)
+    ]
+
+
 def resume_latest(
-    cfg: TrainConfig, model, opt, sched, scaler, where: dict, rank: int = 0
-) -> dict | None:
+    cfg: TrainConfig,
+    model,
+    opt,
+    sched,
+    scaler,
+    where: dict,
+    rank: int = 0,
+    loss_config: dict | str | None = None,
+) -> tuple[Path, dict] | None:
     """Load the newest readable checkpoint of ``cfg.ckpt_dir`` into everything that trains; updates
-    ``where`` and returns the validation metrics stored with it, or None when there is none."""
+    ``where`` and returns ``(path of that checkpoint, the validation metrics stored with it)``, or
+    None when there is none. A checkpoint of other settings is refused (``check_resumable``)."""
     found = ckpt.latest(cfg.ckpt_dir)
     if not found:
         return None
     path, state = found
-    check_resumable(state, model, cfg, path)
+    check_resumable(state, model, cfg, path, loss_config)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
@@ -76,4 +105,4 @@ def resume_latest(
         print(
             f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
         )
-    return state.get("val", {})
+    return path, state.get("val", {})

@@ -81,8 +81,10 @@ def fit(
     resume: bool = True,
     loss_fn: nn.Module | None = None,
 ) -> dict:
-    """Train ``model`` on ``data`` following ``cfg``; returns the last validation metrics, the best
-    value of ``cfg.best_metric`` and the paths of the last and best checkpoints."""
+    """Train ``model`` on ``data`` following ``cfg``, resuming from the newest readable checkpoint of
+    ``cfg.ckpt_dir`` when ``resume``. Returns ``{"val": last validation metrics, "best": best value
+    of cfg.best_metric, "best_path", "last_path": checkpoint paths, "resumed_from": path of the
+    checkpoint this call resumed from (None: a fresh start), "steps": optimizer steps this call took}``."""
     rank, world = distributed()
     device = pick_device(cfg)
     cuda = device.type == "cuda"
@@ -99,10 +101,14 @@ def fit(
     sched = make_scheduler(opt, cfg, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None, "seconds": 0.0}
-    resumed = resume_latest(cfg, model, opt, sched, scaler, where, rank) if resume else None
+    loss_config = to_dict(loss_fn.cfg) if hasattr(loss_fn, "cfg") else type(loss_fn).__name__
+    resumed = None
+    if resume:
+        resumed = resume_latest(cfg, model, opt, sched, scaler, where, rank, loss_config)
     if resumed is None:  # a fresh run: dropout and any other torch randomness start from the seed
         torch.manual_seed(cfg.seed)
-    last_val = resumed or {}
+    last_val = resumed[1] if resumed else {}
+    first_step = where["global_step"]
     os.makedirs(cfg.ckpt_dir, exist_ok=True)
     columns = _columns(loss_fn)
     log = RunLog(
@@ -114,7 +120,7 @@ def fit(
     if threads:
         torch.set_num_threads(threads)
     ctx = {"data": data, "stats": stats, "cfg": cfg, "model": model, "opt": opt, "sched": sched}
-    ctx["loss_config"] = to_dict(loss_fn.cfg) if hasattr(loss_fn, "cfg") else type(loss_fn).__name__
+    ctx["loss_config"] = loss_config
     ctx.update(scaler=scaler, rank=rank, world=world, log=log, callbacks=callbacks, where=where)
     try:
         with opencv_threads(1 if workers else None):  # the loaders' forked workers inherit it
@@ -129,6 +135,8 @@ def fit(
         "best": where["best"],
         "best_path": best,
         "last_path": str(last[-1]) if last else None,
+        "resumed_from": str(resumed[0]) if resumed else None,
+        "steps": where["global_step"] - first_step,
     }
 
 
