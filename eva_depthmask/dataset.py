@@ -11,6 +11,7 @@ A raw sample (``QuartetDataset.raw``) is numpy: ``bg``/``fg_bg`` uint8 ``(H, W, 
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -278,7 +279,9 @@ def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.part")
-    kwargs = {"url": url_or_id, "fuzzy": True} if "/" in url_or_id else {"id": url_or_id}
+    kwargs = {"url": url_or_id} if "/" in url_or_id else {"id": url_or_id}
+    if "/" in url_or_id and "fuzzy" in inspect.signature(gdown.download).parameters:
+        kwargs["fuzzy"] = True  # gdown 5 reads share links only when asked; gdown 6 always does
     try:
         got = gdown.download(output=str(part), quiet=quiet, **kwargs)
     except Exception as e:  # gdown raises many kinds: network, permission, HTML instead of a file
@@ -291,9 +294,19 @@ def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
         raise DatasetError(f"could not download {url_or_id!r}: gdown returned nothing")
     try:
         _check_dataset(part)
-    except DatasetError:
+    except DatasetError as e:
+        with open(part, "rb") as f:
+            head = f.read(512).lstrip().lower()
         part.unlink(missing_ok=True)
-        raise
+        why = (
+            "Google Drive sent a web page, not the file: is the link shared with 'anyone with "
+            "the link', and is the file's download quota not exceeded?"
+            if head.startswith((b"<!doctype html", b"<html"))
+            else str(e).replace(str(part), "the file")
+        )
+        raise DatasetError(
+            f"{url_or_id!r}: downloaded, but not a dataset; {dest} not written ({why})"
+        ) from e
     os.replace(part, dest)
     return dest
 
