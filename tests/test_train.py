@@ -57,27 +57,35 @@ def reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     done = run_job(out)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "fit: resumed_from=None steps=24" in done.stdout
     return out
 
 
 @pytest.mark.parametrize(
-    "kill",
+    "kill, resumed_at",
     [
-        ["--kill-at-step", "7"],  # mid-epoch, one step after a periodic checkpoint
-        ["--kill-at-val", "0"],  # after the epoch's last step and validation, before its checkpoint
-        ["--kill-at-step", "17"],  # first step of stage 2 (40 px), right after the stage switch
-        ["--kill-in-save", "4"],  # inside a checkpoint write: bytes written, not yet renamed
+        (["--kill-at-step", "7"], 6),  # mid-epoch, one step after a periodic checkpoint
+        # after the epoch's last step and validation, before its checkpoint: back to step 6
+        (["--kill-at-val", "0"], 6),
+        # first step of stage 2 (40 px), right after the stage switch (its checkpoint at step 16)
+        (["--kill-at-step", "17"], 16),
+        # inside the write of the end-of-epoch checkpoint (step 8): bytes written, not yet renamed
+        (["--kill-in-save", "4"], 6),
     ],
     ids=["mid_epoch", "epoch_boundary", "stage_switch", "during_checkpoint_write"],
 )
-def test_killed_run_resumes_to_identical_weights(tmp_path, reference, kill):
+def test_killed_run_resumes_to_identical_weights(tmp_path, reference, kill, resumed_at):
+    """The model has dropout, so the weights match only if the RNG state was restored too."""
     killed = run_job(tmp_path, *kill)
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "final.pt").exists()
     assert not list(tmp_path.glob(".*.tmp")) or kill[0] == "--kill-in-save"
     resumed = run_job(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from ckpt_" in resumed.stdout
+    # the right checkpoint, and only the steps after it (24 in all: see train_job.train_config)
+    name = ckpt.checkpoint_path(".", resumed_at).name
+    assert f"resuming from {name}" in resumed.stdout
+    assert f"fit: resumed_from={name} steps={24 - resumed_at}" in resumed.stdout
     assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
     assert deterministic_log(tmp_path / "log.csv") == deterministic_log(reference / "log.csv")
 
@@ -85,7 +93,9 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, reference, kill):
 def test_resume_with_dataloader_workers_is_identical(tmp_path, reference):
     killed = run_job(tmp_path, "--kill-at-step", "11", env={"JOB_WORKERS": "2"})
     assert killed.returncode == -signal.SIGKILL
-    assert run_job(tmp_path, env={"JOB_WORKERS": "2"}).returncode == 0
+    resumed = run_job(tmp_path, env={"JOB_WORKERS": "2"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "fit: resumed_from=ckpt_00000009.pt steps=15" in resumed.stdout
     assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
 
 
@@ -103,6 +113,7 @@ def test_truncated_and_garbage_checkpoints_never_stop_a_resume(tmp_path, referen
     resumed = run_job(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "unreadable" in resumed.stderr
+    assert "fit: resumed_from=None steps=24" in resumed.stdout  # nothing loads: it starts over
     assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
 
 

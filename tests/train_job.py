@@ -7,7 +7,12 @@ The kill options end this very process with SIGKILL at a chosen point, as a runt
 after optimizer step N, right after epoch E's validation (before its checkpoint), or in the middle of
 writing the N-th checkpoint file (its bytes written, not yet renamed). ``--fsize-limit-after-step`` caps
 the size of files this process may write, from step N on, so the next checkpoint save fails like a full
-disk. At the end the final weights go to CKPT_DIR/final.pt.
+disk. At the end the final weights go to CKPT_DIR/final.pt, and a line ``fit: resumed_from=NAME
+steps=N`` says which checkpoint the run resumed from (``None``: a fresh start) and how many optimizer
+steps it took.
+
+The model has dropout (``DropoutNet``), so training draws from torch's global RNG at every step and a
+resumed run ends with the reference's weights only if that RNG's state was restored too.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import signal
 import sys
 
 import torch
+from torch import nn
 
 from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
 from eva_depthmask.loaders import TrainData
@@ -41,9 +47,18 @@ def train_config(ckpt_dir: str) -> TrainConfig:
     )
 
 
-def model(width: int) -> DepthMaskNet:
+class DropoutNet(DepthMaskNet):
+    """DepthMaskNet with dropout (probability ``p``) on the features its heads read."""
+
+    def __init__(self, cfg: ModelConfig, p: float = 0.2):
+        super().__init__(cfg)
+        self.head = nn.Sequential(nn.Dropout(p), self.head)
+
+
+def model(width: int) -> DropoutNet:
+    """The same initial weights on every call (seeded); ``width``: channels of the first level."""
     torch.manual_seed(0)
-    return DepthMaskNet(
+    return DropoutNet(
         ModelConfig(widths=(width, 16, 16, 16), decoder_widths=(8, 8, 8), refine_width=4)
     )
 
@@ -83,8 +98,10 @@ def main() -> None:
 
         os.fsync = fsync
     net = model(args.width)
-    fit(net, DATA, train_config(args.ckpt_dir), callbacks=[on_row])
+    done = fit(net, DATA, train_config(args.ckpt_dir), callbacks=[on_row])
     if os.environ.get("RANK", "0") == "0":
+        name = os.path.basename(done["resumed_from"]) if done["resumed_from"] else None
+        print(f"fit: resumed_from={name} steps={done['steps']}")
         torch.save(net.state_dict(), os.path.join(args.ckpt_dir, "final.pt"))
 
 
