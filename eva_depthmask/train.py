@@ -64,11 +64,14 @@ def distributed() -> tuple[int, int]:
 
 def stop_at_step(step: int | None) -> Callable[[dict], None]:
     """A callback that interrupts fit() after optimizer step ``step``, as the stop button would
-    (KeyboardInterrupt); the checkpoints written so far stay, and the next fit() resumes from them."""
+    (KeyboardInterrupt); the checkpoints written so far stay, and the next fit() resumes from them.
+
+    Callbacks see the logged rows only (every ``cfg.log_every`` steps and at each epoch's end), so it
+    stops at the first logged step from ``step`` on; ``log_every=1`` stops exactly there."""
 
     def callback(row: dict) -> None:
-        if step is not None and row["kind"] == "train" and row["global_step"] == step:
-            raise KeyboardInterrupt(f"stopped at step {step}")
+        if step is not None and row["kind"] == "train" and row["global_step"] >= step:
+            raise KeyboardInterrupt(f"stopped at step {row['global_step']}")
 
     return callback
 
