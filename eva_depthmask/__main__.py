@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from .config import DataConfig, TrainConfig
+
+
+class InputError(ValueError):
+    """Bad input the command line finds itself; ``main`` prints it as one ``error:`` line."""
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -50,6 +55,26 @@ def _source(spec: str, args: argparse.Namespace):
     return _data_config(args) if spec == "synthetic" else Path(spec)
 
 
+def _number(kind: type, low: float, what: str):
+    """An argparse type: ``kind`` (int or float) of at least ``low`` (above it for floats)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (value < low if kind is int else not value > low):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_POSITIVE = _number(int, 1, "a positive integer")
+_COUNT = _number(int, 0, "0 or a positive integer")
+_RATE = _number(float, 0.0, "a number above 0")
+
+
 def _stage(text: str) -> tuple[int, int, int]:
     try:
         size, epochs, batch = (int(x) for x in text.split(":"))
@@ -78,9 +103,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = replace(TrainConfig(), ckpt_dir=args.ckpt_dir, lr=args.lr, seed=args.train_seed)
     if args.stages:
         cfg = replace(cfg, stages=tuple(args.stages))
-    result = fit(
-        build_model(args.model), TrainData(_source(args.data, args)), cfg, resume=not args.no_resume
-    )
+    try:
+        model = build_model(args.model)
+    except ValueError as e:  # an unknown name: the message lists the known ones
+        raise InputError(f"--{e}") from None
+    result = fit(model, TrainData(_source(args.data, args)), cfg, resume=not args.no_resume)
     print(
         json.dumps(
             {"val": result["val"], "best": result["best"], "best_path": result["best_path"]},
@@ -96,21 +123,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     size = args.eval_size or predictor.size
     data = TrainData(_source(args.data, args))
-    metrics, rows = evaluate(predictor.model, data.dataset(args.split, size, stats=predictor.stats))
+    dataset = data.dataset(args.split, size, stats=predictor.stats)
+    if len(dataset) == 0:
+        raise InputError(
+            f"--split {args.split}: {args.data} holds no {args.split} samples (too few backgrounds?)"
+        )
+    metrics, rows = evaluate(predictor.model, dataset)
     result = {"split": args.split, "size": size, "flip": args.flip, **metrics}
     if args.robustness:
         result["robustness"] = robustness_sweep(
             predictor.model, data, size, predictor.stats, args.split
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    with open(out / "per_sample.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    files = {"metrics.json": json.dumps(result, indent=2), "per_sample.csv": table.getvalue()}
+    written = _write(args.out, {k: v.encode() for k, v in files.items()})
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=2))
-    print(f"written: {out / 'metrics.json'}, {out / 'per_sample.csv'}")
+    print(f"written: {', '.join(map(str, written))}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -122,16 +153,29 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     out = predictor(args.bg, args.fg_bg)
-    dest = Path(args.out)
-    dest.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out["mask"].astype(np.uint8) * 255).save(dest / "mask.png")
-    depth16 = np.rint(out["depth"] * 65535).astype(np.uint16)
-    Image.fromarray(depth16).save(dest / "depth.png")
-    colour = (colormaps["magma"](out["depth"])[..., :3] * 255).astype(np.uint8)
-    Image.fromarray(colour).save(dest / "depth_color.png")
-    print(
-        f"written: {dest / 'mask.png'}, {dest / 'depth.png'} (16-bit), {dest / 'depth_color.png'}"
-    )
+    images = {
+        "mask.png": out["mask"].astype(np.uint8) * 255,
+        "depth.png": np.rint(out["depth"] * 65535).astype(np.uint16),
+        "depth_color.png": (colormaps["magma"](out["depth"])[..., :3] * 255).astype(np.uint8),
+    }
+    files = {}
+    for name, array in images.items():
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, "PNG")
+        files[name] = buf.getvalue()
+    mask, depth, colour = _write(args.out, files)
+    print(f"written: {mask}, {depth} (16-bit), {colour}")
+
+
+def _write(folder: str, files: dict[str, bytes]) -> list[Path]:
+    """All of ``files`` into ``folder``, or none of them (an error naming the folder)."""
+    from .storage import write_files
+
+    try:
+        return write_files(folder, files)
+    except OSError as e:
+        where = e.filename or folder
+        raise InputError(f"--out {folder}: could not write {where} ({e.strerror or e})") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -155,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="demo_out", help="folder for the dataset, run, figures and metrics"
     )
     demo.add_argument(
-        "--workers", type=int, default=None, help="processes for the dataset (default: all cores)"
+        "--workers",
+        type=_COUNT,
+        default=None,
+        help="processes for the dataset (default: all cores)",
     )
     demo.set_defaults(func=cmd_demo)
 
@@ -172,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     make.add_argument("--zip", action="store_true", help="also pack the dataset into OUT.zip")
     make.add_argument(
-        "--workers", type=int, default=None, help="processes (default: all cores; 0: none)"
+        "--workers", type=_COUNT, default=None, help="processes (default: all cores; 0: none)"
     )
     make.set_defaults(func=cmd_make_data)
 
@@ -187,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--stages", type=_stage, nargs="+", help="SIZE:EPOCHS:BATCH ..., e.g. 64:4:32 128:2:16"
     )
-    train.add_argument("--lr", type=float, default=TrainConfig().lr)
+    train.add_argument("--lr", type=_RATE, default=TrainConfig().lr)
     train.add_argument("--train-seed", type=int, default=TrainConfig().seed)
     train.add_argument(
         "--ckpt-dir", default="runs/default", help="checkpoints and logs (resumed from)"
@@ -205,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(ev)
     ev.add_argument("--split", default="test", choices=("train", "val", "test"))
     ev.add_argument(
-        "--eval-size", type=int, default=None, help="evaluate at this size (default: training size)"
+        "--eval-size",
+        type=_POSITIVE,
+        default=None,
+        help="evaluate at this size (default: training size)",
     )
     ev.add_argument(
         "--robustness", action="store_true", help="also the background-perturbation sweep"
@@ -232,13 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (
-        DatasetError,
-        ImageError,
-        CheckpointError,
-        FileNotFoundError,
-    ) as e:  # bad input: say what
+    except (DatasetError, ImageError, CheckpointError, InputError) as e:  # bad input: say what
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a missing folder, a file where a folder must go, a full disk
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror if e.filename and e.strerror else e}", file=sys.stderr)
         return 2
     return 0
 

@@ -215,8 +215,20 @@ class Predictor:
                 raise ckpt.CheckpointError(
                     f"{path}: checkpoint has no {key!r}; it was not written by fit()"
                 )
-        model = build_from_config(state["model_config"])
-        model.load_state_dict(state["model"])
+        try:
+            model = build_from_config(state["model_config"])
+        except ckpt.CheckpointError as e:
+            raise ckpt.CheckpointError(f"{path}: {e}") from e
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:  # another shape than the named architecture's (hand-assembled)
+            problems = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+            first = problems[0] if problems else str(e)
+            first = first if len(first) <= 160 else first[:157] + "..."
+            raise ckpt.CheckpointError(
+                f"{path}: its weights do not fit the {state['model_config']['name']} it names "
+                f"({len(problems)} kind(s) of mismatch; {first})"
+            ) from e
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         size = state["train_config"]["stages"][
             min(state["stage"], len(state["train_config"]["stages"]) - 1)

@@ -6,6 +6,7 @@ Encodings (DESIGN.md): bg and fg_bg JPEG quality 95 or PNG; mask PNG 8-bit 0/255
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -110,6 +111,16 @@ def atomic_write(path: str | Path, data: bytes, durable: bool = True) -> None:
     make_dataset a quarter slower at 64 px (benchmarks/README.md, G2).
     """
     path = Path(path)
+    tmp = _temporary_copy(path, data, durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _temporary_copy(path: Path, data: bytes, durable: bool) -> Path:
+    """``data`` in a new hidden file beside ``path`` (removed again if writing fails)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
@@ -118,10 +129,43 @@ def atomic_write(path: str | Path, data: bytes, durable: bool = True) -> None:
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def write_files(folder: str | Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``files`` (name -> bytes) into ``folder``, all of them or none.
+
+    Every file is written under a temporary name first and renamed into place only once all are
+    written, so a failure (a full disk, a name taken by a folder) leaves ``folder`` as it was: the
+    temporaries are removed, and so is ``folder`` (with any parents) when this call created it.
+    Returns the paths written, in the order given.
+    """
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    paths = [folder / name for name in files]
+    temps: list[Path] = []
+    try:
+        taken = [p for p in paths if p.is_dir()]
+        if taken:  # checked first: renaming onto a folder would fail after others were replaced
+            raise IsADirectoryError(
+                errno.EISDIR, "a folder has the name of an output file", taken[0]
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            temps.append(_temporary_copy(path, files[path.name], durable=True))
+        for tmp, path in zip(temps, paths, strict=True):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        for made in created:  # innermost first; only folders this call made, and only if empty
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
+        raise
+    return paths
 
 
 @functools.cache
@@ -143,8 +187,12 @@ def zip_folder(folder: Path, dest: Path) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a full disk, a folder in the way: say which zip, and that
+            raise DatasetError(  # the dataset folder itself is untouched
+                f"{dest}: could not write the zip ({e.strerror or e}); {folder} is intact"
+            ) from e
         raise
 
 
