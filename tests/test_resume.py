@@ -6,7 +6,8 @@ Each run is tiny (32 train samples at 32 px, batch 8: 4 steps an epoch, 3 epochs
 checkpoint every 3 steps and at each epoch's end) and trains a model with dropout, so every step draws
 from torch's global RNG. A run is stopped after step 7, mid-epoch 1: the newest checkpoint is then
 ckpt_6 (ckpt_3 and ckpt_4 are older), and the process's RNG has moved one step past ckpt_6's. The
-process-level claims (SIGKILL, torchrun) are in test_train.py.
+process-level claims (SIGKILL, torchrun) are in test_train.py. Runs are shared between tests
+(``Runs``), so each test takes under 3 s and none is marked slow.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from eva_depthmask.train import fit, stop_at_step
 DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=2, placements=2))  # 32 train, 8 val samples
 STEPS = 12  # 3 epochs x 4 steps
 STOP = 7  # newest checkpoint then: ckpt_6
-pytestmark = pytest.mark.slow
 
 
 class Ascent(nn.Module):
