@@ -119,12 +119,18 @@ def _check_source(cfg: DataConfig, source, teacher) -> DataConfig:
 
 
 def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
+    """``out`` packed into ``out.zip`` (whole, or not at all: the folder stays if zipping fails)."""
     if not zip:
         return out
     dest = out.with_suffix(".zip")
     zip_folder(out, dest)
     if not keep_folder:
-        shutil.rmtree(out)
+        # renamed away first: a run killed while deleting must not leave a folder that still looks
+        # finished, which a re-run would pack again, half of it, over the good zip
+        doomed = out.with_name(f".{out.name}.removing")
+        shutil.rmtree(doomed, ignore_errors=True)  # left by such a killed run
+        os.replace(out, doomed)
+        shutil.rmtree(doomed)
     return dest
 
 

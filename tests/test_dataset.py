@@ -1,9 +1,13 @@
 import csv
+import functools
+import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import replace
@@ -207,21 +211,35 @@ def test_finished_dataset_is_not_rebuilt_and_other_settings_are_refused(tmp_path
         make_dataset(tmp_path / "ds", replace(cfg, size=48), workers=0, progress=False)
 
 
+CUT_OUT_COLOURS = ((255, 0, 255), (0, 255, 128))  # colours the procedural rooms never show
+
+
 def _cut_outs(folder: Path, n: int = 2) -> Path:
+    """``n`` RGBA cut-outs, person_<j>.png, each an opaque block of ``CUT_OUT_COLOURS[j]``."""
     folder.mkdir()
     for j in range(n):
         fg = np.zeros((40, 20, 4), np.uint8)
-        fg[5:40, 4:16] = (200, 40 * j, 90, 255)
+        fg[5:40, 4:16] = (*CUT_OUT_COLOURS[j], 255)
         Image.fromarray(fg).save(folder / f"person_{j}.png")
     return folder
 
 
-def test_user_cut_outs_in_rooms(tmp_path):
+def test_user_cut_outs_are_what_is_pasted_in_rooms(tmp_path):
     fg_dir = _cut_outs(tmp_path / "fg", 2)
     source = SyntheticSource(replace(SMALL, n_bg=3), fg_dir=fg_dir)
     assert source.n_fg == 2
-    s = source.sample(next(iter(QuartetDataset.synthetic(source.cfg, "all", fg_dir=fg_dir)._keys)))
-    assert s["mask"].any()
+    shown = {0: 0, 1: 0}
+    for key in QuartetDataset.synthetic(source.cfg, "all", fg_dir=fg_dir)._keys:
+        s = source.sample(key)
+        colour = np.array(CUT_OUT_COLOURS[key.fg])
+        near = np.abs(s["fg_bg"].astype(int) - colour).max(-1) <= 12  # resampling shifts a few
+        assert not (np.abs(s["bg"].astype(int) - colour).max(-1) <= 12).any()  # not the room's
+        inside = s["mask"] == 1
+        assert not near[~inside].any(), key.id
+        if inside.sum() >= 20:  # the cut-out's own colour fills its inside (its rim is blended)
+            assert near[inside].mean() > 0.3, key.id
+        shown[key.fg] += int(near.sum())
+    assert min(shown.values()) > 100
 
 
 @pytest.mark.parametrize(
@@ -287,3 +305,110 @@ def test_download_offline_is_a_clear_error(tmp_path):
 
 def test_download_keeps_an_existing_dataset(full_png):
     assert download("any-id", full_png) == full_png  # valid already: no network needed
+
+
+WEB_PAGE = "<!DOCTYPE html><html><body>Google Drive can't scan this file for viruses</body></html>"
+
+
+def _photos_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("holiday/001.jpg", b"x")
+    return path
+
+
+def test_download_refuses_an_existing_file_that_is_not_a_dataset(tmp_path):
+    page, photos = tmp_path / "page.zip", _photos_zip(tmp_path / "photos.zip")
+    page.write_text(WEB_PAGE)
+    before = _tree(tmp_path)
+    with pytest.raises(DatasetError, match=r"page\.zip: not a zip file and not a folder"):
+        download("any-id", page)
+    with pytest.raises(DatasetError, match=r"photos\.zip: zip holds no manifest\.csv"):
+        download("any-id", photos)
+    assert _tree(tmp_path) == before
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def web(tmp_path, monkeypatch):
+    """``(folder, url)``: a web server on this machine serving ``folder``, for download()."""
+    folder = tmp_path / "web"
+    folder.mkdir()
+    handler = functools.partial(_QuietFiles, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_of_what_is_not_a_dataset_writes_nothing(web, tmp_path, full_png):
+    folder, url = web
+    (folder / "page.zip").write_text(WEB_PAGE)  # what Drive sends for an unshared link
+    _photos_zip(folder / "photos.zip")
+    shutil.copy(full_png, folder / "data.zip")
+    got = tmp_path / "got"
+    with pytest.raises(
+        DatasetError, match=r"page\.zip.*not written \(Google Drive sent a web page"
+    ):
+        download(f"{url}/page.zip", got / "page.zip", quiet=True)
+    with pytest.raises(DatasetError, match=r"photos\.zip.*not written \(the file: zip holds no"):
+        download(f"{url}/photos.zip", got / "photos.zip", quiet=True)
+    assert list(got.iterdir()) == []  # no dataset, no partial download
+    assert download(f"{url}/data.zip", got / "data.zip", quiet=True) == got / "data.zip"
+    assert (got / "data.zip").read_bytes() == full_png.read_bytes()
+    assert sorted(p.name for p in got.iterdir()) == ["data.zip"]
+
+
+def _same_as_rendered(path: Path, cfg: DataConfig) -> None:
+    """Every sample of the dataset at ``path`` is the one ``cfg`` renders."""
+    stored, rendered = QuartetDataset(path, "all"), QuartetDataset.synthetic(cfg, "all")
+    assert len(stored) == len(rendered)
+    for i in range(len(rendered)):
+        _same(stored.raw(i), rendered.raw(i))
+
+
+def test_zip_without_the_folder_and_a_zip_that_cannot_be_written(tmp_path):
+    cfg = replace(SMALL, n_bg=3)
+    make = functools.partial(make_dataset, tmp_path / "ds", cfg, workers=0, progress=False)
+    (tmp_path / "ds.zip").mkdir()  # the zip's name is taken
+    with pytest.raises(DatasetError, match=r"ds\.zip: could not write the zip .*ds is intact"):
+        make(zip=True, keep_folder=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.zip"]  # no partial zip
+    assert list((tmp_path / "ds.zip").iterdir()) == []
+    _same_as_rendered(tmp_path / "ds", cfg)  # the folder is kept, whole
+    (tmp_path / "ds.zip").rmdir()
+    assert make(zip=True, keep_folder=False) == tmp_path / "ds.zip"  # packs the finished folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zip"]
+    _same_as_rendered(tmp_path / "ds.zip", cfg)
+
+
+class _Killed(BaseException):
+    """The process going away in the middle of a call."""
+
+
+def test_a_run_killed_while_removing_the_folder_leaves_no_half_dataset(tmp_path, monkeypatch):
+    cfg = replace(SMALL, n_bg=3)
+    make = functools.partial(make_dataset, tmp_path / "ds", cfg, workers=0, progress=False)
+    real_rmtree = shutil.rmtree
+
+    def killed_halfway(path, *args, **kwargs):
+        path = Path(path)
+        if path.parent != tmp_path or not path.exists():
+            return real_rmtree(path, *args, **kwargs)
+        for f in (path / "mask").iterdir():  # some files are gone when the process is killed
+            f.unlink()
+        raise _Killed
+
+    monkeypatch.setattr(shutil, "rmtree", killed_halfway)
+    with pytest.raises(_Killed):
+        make(zip=True, keep_folder=False)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    # the re-run must not take the half-removed folder for a finished dataset and pack it
+    assert make(zip=True, keep_folder=False) == tmp_path / "ds.zip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zip"]
+    _same_as_rendered(tmp_path / "ds.zip", cfg)

@@ -16,6 +16,8 @@ from eva_depthmask.storage import (
     encode_image,
     encode_mask,
     quantize_depth,
+    write_files,
+    zip_folder,
 )
 
 
@@ -68,6 +70,44 @@ def test_atomic_write_replaces_whole_and_cleans_up_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no temporary left behind
     atomic_write(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_write_files_writes_all_or_nothing(tmp_path):
+    folder = tmp_path / "new" / "out"
+    paths = write_files(folder, {"a.txt": b"1", "b.txt": b"2"})
+    assert paths == [folder / "a.txt", folder / "b.txt"]
+    assert _files(folder) == {"a.txt": b"1", "b.txt": b"2"}
+    # the second file fails while being written: the first is not left behind, nor is the folder
+    # (and its parent) this call made
+    with pytest.raises(TypeError):
+        write_files(tmp_path / "other" / "out", {"a.txt": b"1", "b.txt": "not bytes"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+    # in a folder that exists: nothing replaced, no temporary left
+    with pytest.raises(TypeError):
+        write_files(folder, {"a.txt": b"new", "b.txt": "not bytes"})
+    assert _files(folder) == {"a.txt": b"1", "b.txt": b"2"}
+    # a folder where a file goes fails before anything is replaced
+    (folder / "c.txt").mkdir()
+    with pytest.raises(IsADirectoryError, match="c.txt"):
+        write_files(folder, {"a.txt": b"new", "c.txt": b"3"})
+    assert _files(folder) == {"a.txt": b"1", "b.txt": b"2"}
+
+
+def test_a_zip_that_cannot_be_written_leaves_no_part_and_names_itself(tmp_path):
+    (tmp_path / "ds" / "bg").mkdir(parents=True)
+    (tmp_path / "ds" / "bg" / "0.png").write_bytes(b"abc")
+    (tmp_path / "ds.zip").mkdir()  # where the zip goes
+    with pytest.raises(DatasetError, match=r"ds\.zip: could not write the zip .*ds is intact"):
+        zip_folder(tmp_path / "ds", tmp_path / "ds.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.zip"]
+    assert list((tmp_path / "ds.zip").iterdir()) == []
+    (tmp_path / "ds.zip").rmdir()
+    zip_folder(tmp_path / "ds", tmp_path / "ds.zip")
+    assert Store(tmp_path / "ds.zip", prefix="").read("bg/0.png") == b"abc"
 
 
 def test_store_reads_folder_and_zip_alike(tmp_path):
