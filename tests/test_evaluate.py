@@ -9,7 +9,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
@@ -203,39 +202,118 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
         Predictor.from_checkpoint(tmp_path / "notes.txt")
 
 
-def test_every_figure_function_returns_a_figure(stats):
-    test = DATA.dataset("test", 32, stats=stats)
+def test_checkpoints_this_package_cannot_use_are_refused_by_name(tmp_path):
+    cfg = TrainConfig(
+        stages=((32, 1, 8),), ckpt_dir=str(tmp_path / "run"), num_workers=0, tensorboard=False
+    )
+    fit(tiny_model(), DATA, cfg)
+    state = ckpt.load(tmp_path / "run" / "best.pt")
+    v = ckpt.VERSION
+    torch.save({**state, "version": v + 1}, tmp_path / "newer.pt")  # as a later release writes
+    newer = rf"newer\.pt: checkpoint format {v + 1} is newer than this package's \({v}\)"
+    for read in (ckpt.load, Predictor.from_checkpoint):
+        with pytest.raises(CheckpointError, match=newer):
+            read(tmp_path / "newer.pt")
+    wider = DepthMaskNet(
+        ModelConfig(widths=(8, 8, 8, 16), decoder_widths=(8, 8, 8), refine_width=4)
+    )
+    ckpt.save(tmp_path / "wider.pt", {**state, "model": wider.state_dict()})
+    with pytest.raises(
+        CheckpointError, match=r"wider\.pt: its weights do not fit the DepthMaskNet"
+    ):
+        Predictor.from_checkpoint(tmp_path / "wider.pt")
+    ckpt.save(tmp_path / "unknown.pt", {**state, "model_config": {"name": "NoSuchNet"}})
+    with pytest.raises(CheckpointError, match=r"unknown\.pt: .*unknown model class 'NoSuchNet'"):
+        Predictor.from_checkpoint(tmp_path / "unknown.pt")
+
+
+def _shown(ax) -> np.ndarray:
+    """The array an axis's (first) image draws."""
+    return np.asarray(ax.images[0].get_array())
+
+
+def _titles(axes) -> list[str]:
+    return [ax.get_title() for ax in axes]
+
+
+def test_sample_figures_draw_the_samples_given(stats):
     raw = [DATA.raw("test", 32).raw(i) for i in range(3)]
+    strip = viz.quartet_strip(raw, title="three samples")
+    assert _titles(strip.axes[:4]) == ["bg", "fg_bg", "mask", "depth (0 near, 1 far)"]
+    assert strip.get_suptitle() == "three samples"
+    for i, s in enumerate(raw):
+        row = strip.axes[4 * i : 4 * i + 4]
+        for ax, key in zip(row, ("bg", "fg_bg", "mask", "depth"), strict=True):
+            np.testing.assert_array_equal(_shown(ax), s[key], err_msg=key)
+        assert row[0].get_ylabel() == s["id"]
+
+    overview = viz.dataset_overview(raw).axes
+    heights = [sum(p.get_height() for p in ax.patches) for ax in overview[:2]]
+    assert heights == [3 * 32 * 32, 3]  # every depth pixel, every sample's coverage
+    cover = [s["mask"].mean() * 100 for s in raw]
+    depth = [np.median(s["depth"][s["mask"] > 0]) for s in raw]
+    np.testing.assert_allclose(overview[2].collections[0].get_offsets(), np.c_[depth, cover])
+
+    contour = viz.mask_contour(raw[0]["fg_bg"], raw[0]["mask"], 1 - raw[0]["mask"]).axes[0]
+    np.testing.assert_array_equal(_shown(contour), raw[0]["fg_bg"])
+    assert [t.get_text() for t in contour.get_legend().get_texts()] == ["true", "predicted"]
+    alone = viz.mask_contour(raw[0]["fg_bg"], raw[0]["mask"], title="x").axes[0]
+    assert [t.get_text() for t in alone.get_legend().get_texts()] == ["true"]
+    assert alone.get_title() == "x"
+
+    columns = viz.compare_samples({"before": raw, "after": raw[::-1]}, key="depth")
+    assert _titles(columns.axes[:2]) == ["before", "after"]
+    for r in range(3):
+        np.testing.assert_array_equal(_shown(columns.axes[2 * r]), raw[r]["depth"])
+        np.testing.assert_array_equal(_shown(columns.axes[2 * r + 1]), raw[2 - r]["depth"])
+
+
+def test_prediction_grid_draws_each_prediction_and_its_error(stats):
+    test = DATA.dataset("test", 32, stats=stats)
     rows = predictions(tiny_model(), test, [0, 1], stats)
-    log = [
-        {
-            "kind": "train",
-            "global_step": str(i),
-            "size": "32",
-            "loss_total": "1.0",
-            "loss_mask": "0.5",
-            "loss_depth": "0.5",
-        }
-        for i in range(1, 5)
-    ] + [
-        {"kind": "val", "global_step": "4", "size": "32", "mask_iou": "0.5", "depth_delta1": "0.6"}
-    ]
-    robust = [
-        {"model": m, "level": lv, "mask_iou": 0.5}
-        for m in ("model", "difference")
-        for lv in ("none", "mild")
-    ]
-    figures = [
-        viz.quartet_strip(raw),
-        viz.dataset_overview(raw),
-        viz.prediction_grid(rows),
-        viz.mask_contour(raw[0]["fg_bg"], raw[0]["mask"], rows[0]["pred_mask"]),
-        viz.training_curves(log),
-        viz.robustness_plot(robust),
-        viz.compare_samples({"a": raw, "b": raw}),
-    ]
-    assert all(isinstance(f, Figure) for f in figures)
     assert rows[0]["pred_depth"].shape == (32, 32) and 0 <= rows[0]["mask_iou"] <= 1
+    axes = viz.prediction_grid(rows).axes
+    keys = ("bg", "fg_bg", "true_mask", "pred_mask", "true_depth", "pred_depth")
+    for i, r in enumerate(rows):
+        row = axes[7 * i : 7 * i + 7]
+        for ax, key in zip(row, keys, strict=False):
+            np.testing.assert_array_equal(_shown(ax), r[key], err_msg=key)
+        np.testing.assert_allclose(_shown(row[6]), np.abs(r["pred_depth"] - r["true_depth"]))
+        label = row[0].get_ylabel()
+        assert label.startswith(r["id"]) and f"IoU {r['mask_iou']:.3f}" in label
+
+
+def test_curve_figures_plot_the_values_given():
+    train = [
+        {"kind": "train", "global_step": str(i), "size": "32" if i < 3 else "64"}
+        | {"loss_total": str(1.0 / i), "loss_mask": str(0.6 / i), "loss_depth": str(0.4 / i)}
+        for i in range(1, 5)
+    ]
+    val = [
+        {"kind": "val", "global_step": str(s), "size": "32", "mask_iou": iou, "depth_delta1": d1}
+        for s, iou, d1 in ((2, "0.5", "0.6"), (4, "0.7", "0.8"))
+    ]
+    loss, quality = viz.training_curves(train + val).axes
+    assert [line.get_label() for line in loss.lines[:3]] == ["total", "mask", "depth"]
+    for line, scale in zip(loss.lines[:3], (1.0, 0.6, 0.4), strict=True):
+        assert list(line.get_xdata()) == [1, 2, 3, 4]
+        np.testing.assert_allclose(line.get_ydata(), [scale / i for i in range(1, 5)])
+    assert list(loss.lines[3].get_xdata()) == [3, 3]  # the 64 px stage starts at step 3
+    iou, delta1 = quality.lines[:2]
+    assert (iou.get_label(), list(iou.get_xdata())) == ("mask_iou", [2, 4])
+    assert list(iou.get_ydata()) == [0.5, 0.7] and list(delta1.get_ydata()) == [0.6, 0.8]
+
+    robust = [
+        {"model": m, "level": lv, "mask_iou": 0.1 * (i + 1) + 0.4 * j}
+        for j, m in enumerate(("model", "difference"))
+        for i, lv in enumerate(("none", "mild", "strong"))
+    ]
+    ax = viz.robustness_plot(robust).axes[0]
+    bars = [p.get_height() for p in ax.patches]
+    assert bars == pytest.approx([0.1, 0.2, 0.3, 0.5, 0.6, 0.7])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "mild", "strong"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model", "difference"]
+    assert ax.get_ylabel() == "mask_iou"
     assert "**this model**" in comparison_table({"mask_iou": 0.9}, 64)
 
 
@@ -250,8 +328,18 @@ def test_prediction_browser_builds_sorts_and_takes_uploads(stats):
     browser.index.value = 3
     third_worst = browser.order("val", "worst depth RMSE")[3]
     assert browser.shown.axes[0].get_ylabel().startswith(table[third_worst]["id"])
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(buf, "PNG")
+    rng = np.random.default_rng(0)
+    bg, fg_bg = rng.integers(0, 256, (2, 20, 30, 3), dtype=np.uint8)
+    uploads = []
+    for image in (bg, fg_bg):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        uploads.append(buf.getvalue())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert isinstance(browser.figure_for_pair(buf.getvalue(), buf.getvalue()), Figure)
+        axes = browser.figure_for_pair(*uploads).axes
+    want = predict(model, bg, fg_bg, 32, stats)
+    np.testing.assert_array_equal(_shown(axes[0]), fg_bg)  # the uploaded fg_bg, not the bg
+    np.testing.assert_allclose(_shown(axes[1]), want["mask_prob"], atol=1e-6)
+    np.testing.assert_allclose(_shown(axes[2]), want["depth"], atol=1e-6)
+    assert _titles(axes[:3]) == ["your fg_bg + predicted outline", "mask probability", "depth"]
