@@ -3,15 +3,20 @@ to end."""
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from eva_depthmask.config import AugConfig
 from eva_depthmask.dataset import read_manifest
 from eva_depthmask.fusion import FUSION_CHANNELS
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.metrics import EPS
 from eva_depthmask.model import build_model
+from eva_depthmask.precision import autocast
 from eva_depthmask.scenes import room_camera
 from eva_depthmask.storage import DatasetError, Store
 
@@ -82,16 +87,67 @@ def test_cameras_are_each_rooms_standardised(ct, rooms):
     assert not np.any(np.stack(list(ct.cameras(data, "none").values())))
 
 
-def test_script_trains_each_told_network_end_to_end(ct, rooms, tmp_path, one_thread):
+def log_scales(model, data: Path, size: int, told: str, ct) -> np.ndarray:
+    """``(N,)`` log of each test sample's median over pixels of true / predicted depth (floored at
+    metrics.EPS; the lower middle value, as torch's median), from ``model``'s predictions."""
+    train_data = TrainData(data, AugConfig())
+    test = train_data.dataset("test", size, stats=train_data.stats())
+    camera = ct.cameras(data, told)
+    out = []
+    for i in range(len(test)):
+        s = test[i]
+        with torch.no_grad(), autocast("cpu"):
+            pred = model(s["bg"][None], s["fg_bg"][None], torch.from_numpy(camera[s["id"]][None]))
+        p, t = (x.double().flatten().numpy() for x in (pred["depth"].float(), s["depth"]))
+        ratio = np.sort(np.maximum(t, EPS) / np.maximum(p, EPS))
+        out.append(np.log(ratio[(ratio.size - 1) // 2]))
+    return np.array(out)
+
+
+def test_script_trains_each_told_network_end_to_end(ct, rooms, tmp_path, one_thread, monkeypatch):
     data = rooms[0]
     out = tmp_path / "ct.json"
+    # the real run() and score(), watched: each run's duration, the time its network spent in
+    # training forward passes, its scoring time and its trained network
+    seen = {"forward": 0.0, "runs": [], "scored": []}
+    real_run, real_score, real_forward = ct.run, ct.score, ct.CameraTold.forward
+
+    def timed_forward(self, *args):
+        t0 = time.perf_counter()
+        try:
+            return real_forward(self, *args)
+        finally:
+            if self.training:
+                seen["forward"] += time.perf_counter() - t0
+
+    def watched_run(*args):
+        seen["forward"], t0 = 0.0, time.perf_counter()
+        row = real_run(*args)
+        seen["runs"].append((time.perf_counter() - t0, seen["forward"]))
+        return row
+
+    def watched_score(model, *args):
+        t0 = time.perf_counter()
+        row = real_score(model, *args)
+        seen["scored"].append((time.perf_counter() - t0, model))
+        return row
+
+    monkeypatch.setattr(ct.CameraTold, "forward", timed_forward)
+    monkeypatch.setattr(ct, "run", watched_run)
+    monkeypatch.setattr(ct, "score", watched_score)
     args = ["--data", str(data), "--told", "none", "guessed", "--images", "64", "--epochs", "2"]
     rows = ct.main([*args, "--batch", "8", "--size", "32", "--threads", "1", "--out", str(out)])
     assert json.loads(out.read_text())["rows"] == rows
     assert [(r["told"], r["seed"]) for r in rows] == [("none", 0), ("guessed", 0)]
-    for r in rows:
-        assert 0 <= r["mask_iou"] <= 1 and r["depth_scale_log"] >= abs(r["depth_scale_bias"])
-        assert r["train_seconds"] > 0
+    for r, (wall, forward), (scoring, model) in zip(
+        rows, seen["runs"], seen["scored"], strict=True
+    ):
+        # training time: at least its forward passes, at most the run less its scoring
+        assert forward <= r["train_seconds"] <= wall - scoring
+        # the scale error is each test sample's log median(true / predicted), computed afresh
+        e = log_scales(model, data, 32, r["told"], ct)
+        assert r["depth_scale_bias"] == pytest.approx(e.mean(), abs=1e-3)
+        assert r["depth_scale_log"] == pytest.approx(np.abs(e).mean(), abs=1e-3)
     assert "camera_error" not in rows[0]
     assert set(rows[1]["camera_error"]) == {"fov_deg", "camera_height_m", "pitch_deg"}
 

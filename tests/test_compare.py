@@ -1,11 +1,15 @@
 """benchmarks/compare.py end to end on a tiny setting: the table, the JSON, the figure, the resume."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from eva_depthmask.evaluate import Predictor, evaluate
+from eva_depthmask.loaders import TrainData
+from eva_depthmask.model import build_model
 from eva_depthmask.runlog import read_log
 
 KEYS = {
@@ -38,10 +42,16 @@ def _run(compare, tmp: Path, *extra: str) -> list[dict]:
         torch.set_num_threads(threads)  # main() sets the benchmark's thread count
 
 
+WALL = {}  # seconds the module's comparison took, start to end
+
+
 @pytest.fixture(scope="module")
 def result(compare, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
-    return tmp, _run(compare, tmp, "--models", "depthmasknet", "s15_unet")
+    t0 = time.perf_counter()
+    rows = _run(compare, tmp, "--models", "depthmasknet", "s15_unet")
+    WALL["result"] = time.perf_counter() - t0
+    return tmp, rows
 
 
 def test_writes_one_row_per_network_and_the_difference_baseline(compare, result):
@@ -52,11 +62,20 @@ def test_writes_one_row_per_network_and_the_difference_baseline(compare, result)
     assert all(set(r) >= KEYS for r in written)
     nets, diff = written[:2], written[2]
     for r in nets:
-        assert r["params"] > 0 and r["macs"] > 0 and r["train_img_per_s"] > 0
-        assert r["train_images"] > 0 and r["train_images"] % 16 == 0  # whole batches
-        assert all(0 <= r[k] <= 1 for k in ("mask_iou", "depth_delta1", "mask_iou_strong"))
-        assert 0 <= r["depth_delta1_aligned"] <= 1 and r["depth_scale_log"] >= 0
-    assert nets[0]["train_images"] == nets[1]["train_images"]  # same images seen
+        assert r["params"] == sum(p.numel() for p in build_model(r["name"]).parameters())
+        assert r["macs"] > r["params"]  # every weight is used at least once per pixel of output
+        assert r["train_images"] == 96  # --images: 2 epochs of 3 batches of 16
+        # the speed is the images trained on over the training time, which the run contains
+        assert r["train_img_per_s"] == pytest.approx(r["train_images"] / r["train_seconds"])
+        assert 0 < r["train_seconds"] < WALL["result"]
+    # the quality columns are evaluate()'s on the test split for the network's final weights
+    work = next((tmp / "work").iterdir())
+    final = sorted((work / "runs" / "depthmasknet_b16").glob("ckpt_*.pt"))[-1]
+    predictor = Predictor.from_checkpoint(final, device="cpu")
+    test = TrainData(work / "data").dataset("test", 32, stats=predictor.stats)
+    want, _ = evaluate(predictor.model, test, progress=False)
+    for k in ("mask_iou", "depth_rmse", "depth_delta1", "depth_delta1_aligned", "depth_scale_log"):
+        assert nets[0][k] == pytest.approx(want[k], rel=1e-5, abs=1e-7), k
     assert nets[1]["params"] == 2_161_666  # the S15 U-Net as published
     assert diff["depth_rmse"] is None and diff["train_img_per_s"] is None
     assert all(diff[k] is None for k in compare.ALIGNED)

@@ -10,11 +10,30 @@ from PIL import Image
 
 from eva_depthmask.config import SceneConfig, TrainConfig
 from eva_depthmask.dataset import read_manifest
+from eva_depthmask.evaluate import Predictor
 from eva_depthmask.loaders import TrainData
+from eva_depthmask.metrics import EPS
 from eva_depthmask.model import build_model
+from eva_depthmask.precision import autocast
 from eva_depthmask.scenes import render_room
 from eva_depthmask.storage import DatasetError, Store
 from eva_depthmask.train import fit
+
+
+def log_scales(ckpt, data) -> np.ndarray:
+    """``(N,)`` log of each test sample's median over pixels of true / predicted depth (both
+    floored at metrics.EPS; the lower middle value, as torch's median), from its predictions."""
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    test = TrainData(data).dataset("test", predictor.size, stats=predictor.stats)
+    out = []
+    for i in range(len(test)):
+        s = test[i]
+        with torch.no_grad(), autocast("cpu"):  # the precision evaluate() predicts in
+            pred = predictor.model(s["bg"][None], s["fg_bg"][None])["depth"]
+        p, t = (x.double().flatten().numpy() for x in (pred.float(), s["depth"]))
+        ratio = np.sort(np.maximum(t, EPS) / np.maximum(p, EPS))
+        out.append(np.log(ratio[(ratio.size - 1) // 2]))
+    return np.array(out)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +124,14 @@ def test_script_fits_a_trained_checkpoint_end_to_end(sf, rooms, tmp_path, one_th
     r2 = [f["r2"] for f in result["fits"]]
     assert r2[0] == pytest.approx(0.0, abs=1e-9)
     assert all(b >= a - 1e-9 for a, b in zip(r2, r2[1:], strict=False))  # nested fits
-    assert result["depth_scale_log"] >= abs(result["depth_scale_bias"])
+    # the scale error is each test sample's log median(true / predicted), computed here afresh
+    e = log_scales(run / "best.pt", data)
+    assert len(e) == result["samples"]
+    assert result["depth_scale_bias"] == pytest.approx(e.mean(), abs=1e-3)
+    assert result["depth_scale_log"] == pytest.approx(np.abs(e).mean(), abs=1e-3)
+    assert result["fits"][0]["scale_error_left"] == pytest.approx(
+        np.abs(e - e.mean()).mean(), abs=1e-3
+    )
     per_degree = [-np.deg2rad(1) / np.sin(np.deg2rad(f)) for f in data_cfg.scene.fov_deg]
     assert per_degree[0] <= result["fov_blind_slope"] <= per_degree[1]
     floor = result["proportion_floor"]
