@@ -237,7 +237,7 @@ def test_user_cut_outs_are_what_is_pasted_in_rooms(tmp_path):
         inside = s["mask"] == 1
         assert not near[~inside].any(), key.id
         if inside.sum() >= 20:  # the cut-out's own colour fills its inside (its rim is blended)
-            assert near[inside].mean() > 0.3, key.id
+            assert near[inside].mean() > 0.2, key.id
         shown[key.fg] += int(near.sum())
     assert min(shown.values()) > 100
 

@@ -76,6 +76,15 @@ def test_bench_loader_cached_row_reads_every_sample_once(
     assert (with_workers["workers"], with_workers["cached"]) == (1, True)
     # the rate's stretch lies inside the call, after the untimed pass that filled the cache
     assert with_workers["first_batches_s"] + timed_seconds(bench, with_workers, 4, 5) < wall
+    # uncached, in this process, every read slowed: the first 3 batches and the timed 2 are two
+    # stretches of the call that do not overlap, each at least its reads' delays long
+    slow_reads(monkeypatch)
+    t0 = time.perf_counter()
+    plain = bench.loader_rate(data, 32, batch=4, batches=5, workers=0, threads=1)
+    wall = time.perf_counter() - t0
+    timed = timed_seconds(bench, plain, 4, 5)
+    assert plain["first_batches_s"] >= 12 * DELAY and timed >= 8 * DELAY
+    assert plain["first_batches_s"] + timed < wall
 
 
 def test_bench_loader_refuses_too_few_batches_by_name(load_benchmark, capsys):

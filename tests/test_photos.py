@@ -66,13 +66,21 @@ def test_image_folders_sample_and_splits(photos):
     assert len(keys) == 5 * 2 * 2 * 2
     s = source.sample(keys[3])
     assert s["depth"] is None and s["fg_z"] is None
-    # the cut-out's own colour (as the photos fixture made it) fills fg_bg where the mask is 1, and
-    # the noise backgrounds never come near it
-    colour = {"a.png": (250, 250, 250), "b.png": (30, 200, 90)}[source.fg_files[keys[3].fg].name]
-    near = np.abs(s["fg_bg"].astype(int) - colour).max(-1) <= 12
-    assert not (np.abs(s["bg"].astype(int) - colour).max(-1) <= 12).any()
-    inside = s["mask"] == 1
-    assert inside.sum() >= 20 and near[inside].mean() > 0.3 and not near[~inside].any()
+    # each cut-out's own colour (as the photos fixture made it) fills fg_bg where the mask is 1,
+    # and the noise backgrounds never come near it
+    colours = {"a.png": (250, 250, 250), "b.png": (30, 200, 90)}
+    shown = dict.fromkeys(colours, 0)
+    for key in keys:
+        k = source.sample(key)
+        name = source.fg_files[key.fg].name
+        near = np.abs(k["fg_bg"].astype(int) - colours[name]).max(-1) <= 12
+        assert not (np.abs(k["bg"].astype(int) - colours[name]).max(-1) <= 12).any()
+        inside = k["mask"] == 1
+        assert not near[~inside].any(), key
+        if inside.sum() >= 20:  # its rim is blended with the background
+            assert near[inside].mean() > 0.2, key
+        shown[name] += int(near.sum())
+    assert min(shown.values()) > 100
     fg_bg, mask = paste(s["bg"], source.foreground(keys[3].fg), s["placement"])
     np.testing.assert_array_equal(fg_bg, s["fg_bg"])
     np.testing.assert_array_equal(mask, s["mask"])
