@@ -56,6 +56,7 @@ SMALL = {
     "05_evaluation": {
         "DATA_NAME": "synthetic-missing",
         "SYNTHETIC": {"size": 32, "n_bg": 6, "n_fg": 4, "placements": 1},
+        "FALLBACK_STAGES": [(32, 2, 8)],  # trained only when 04 did not run first (-k 05)
         "SHOW": 2,
         "ROBUSTNESS_SAMPLES": 8,
     },
