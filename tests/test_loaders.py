@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -14,13 +15,15 @@ from eva_depthmask.datagen import make_dataset
 from eva_depthmask.loaders import (
     EpochSampler,
     TrainData,
+    epoch_order,
     eval_batches,
     opencv_threads,
     train_loader,
 )
 from eva_depthmask.realism import PERTURBATIONS
 from eva_depthmask.samplecache import SampleCache
-from eva_depthmask.transforms import check_stats, norm_constants, normalize
+from eva_depthmask.storage import DatasetError
+from eva_depthmask.transforms import check_stats, norm_constants, normalize, sample_seed
 
 DATA = DataConfig(size=32, n_bg=6, n_fg=2, placements=1)
 # every augmentation fires, so a transform that wrote into its input would show
@@ -159,3 +162,78 @@ def test_forked_workers_run_opencv_on_one_thread_and_the_parent_gets_its_setting
     assert cv2.getNumThreads() == before
     with opencv_threads(None):  # None leaves OpenCV as it is
         assert cv2.getNumThreads() == before
+
+
+# ---------------------------------------------------------------------------------------------------
+# The epoch order and per-sample seeding that exact resume rests on, in this process (DataLoader
+# workers are forked, and `make mutants` cannot see what runs in them).
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_stage_and_epoch():
+    base = epoch_order(50, seed=3, stage=1, epoch=2)
+    assert sorted(base.tolist()) == list(range(50))
+    assert np.array_equal(base, epoch_order(50, seed=3, stage=1, epoch=2))
+    for other in ((4, 1, 2), (3, 0, 2), (3, 1, 3)):
+        assert not np.array_equal(base, epoch_order(50, *other)), other
+
+
+def test_epoch_sampler_tags_every_index_with_its_stage_and_epoch():
+    n, tags = 10, set()
+    for stage, epoch in ((0, 0), (0, 1), (1, 0), (2, 5)):
+        got = list(EpochSampler(n, seed=3, stage=stage, epoch=epoch, batch_size=3))
+        assert all(type(i) is int for i in got)  # exact indices, not floats
+        tag = {i // n for i in got}
+        assert len(tag) == 1  # one epoch tag for the whole epoch ...
+        tags |= tag
+        # ... on the epoch's order, whole batches only: 10 // 3 = 3 batches
+        assert [i % n for i in got] == epoch_order(n, 3, stage, epoch)[:9].tolist()
+    assert len(tags) == 4  # ... and another for every other (stage, epoch)
+
+
+def test_epoch_sampler_splits_whole_batches_among_processes_and_resumes_mid_epoch():
+    n, batch, world = 23, 2, 3  # 23 // (2 * 3) = 3 batches each: 18 of the 23 samples
+    order = epoch_order(n, 7, 0, 4).tolist()
+    parts = [
+        [i % n for i in EpochSampler(n, 7, 0, 4, batch, rank=r, world=world)] for r in range(world)
+    ]
+    assert [len(p) for p in parts] == [6, 6, 6]
+    assert sorted(sum(parts, [])) == sorted(order[:18])
+    assert parts[1] == order[1:18:3]  # every world-th index of the order, from the rank on
+    later = EpochSampler(n, 7, 0, 4, batch, start_batch=2, rank=1, world=world)
+    assert len(later) == 2 and [i % n for i in later] == parts[1][4:]
+
+
+def test_a_sample_is_augmented_by_run_seed_epoch_tag_and_index_alone():
+    data = TrainData(DATA, EVERYTHING)
+    ds = data.dataset("train", 32, seed=3)
+    n = len(ds)
+    first = ds[n + 2]
+    for other in (0, 2 * n + 5, 1):  # other reads in between change nothing
+        ds[other]
+    again, fresh = ds[n + 2], data.dataset("train", 32, seed=3)[n + 2]
+    want = ds.transform(ds.raw(2), seed=sample_seed(3, 1, 2))  # the seed the module promises
+    later_stage = EpochSampler(n, 3, stage=1, epoch=1, batch_size=1).tag * n + 2
+    for key in ("bg", "fg_bg", "mask", "depth"):
+        assert torch.equal(first[key], again[key]) and torch.equal(first[key], fresh[key]), key
+        assert torch.equal(first[key], want[key]), key
+    assert not torch.equal(first["bg"], data.dataset("train", 32, seed=4)[n + 2]["bg"])
+    assert not torch.equal(first["bg"], ds[2 * n + 2]["bg"])  # epoch 2
+    assert not torch.equal(first["bg"], ds[later_stage]["bg"])  # stage 1, epoch 1
+
+
+def test_a_cached_sample_is_read_from_memory_after_its_files_are_gone(tmp_path):
+    root = make_dataset(tmp_path / "data", DATA, workers=0, progress=False)
+    data = TrainData(root, EVERYTHING)
+    cached, plain = (data.dataset("train", 32, seed=5, cache_mb=mb) for mb in (64, 0))
+    n = len(cached)
+    want = [cached[n + i] for i in range(n)]  # read once, in this process
+    for sub in ("bg", "fg_bg", "mask", "depth"):
+        for f in (root / sub).iterdir():
+            f.unlink()
+    with pytest.raises(DatasetError, match="missing file"):
+        plain[0]  # without the cache the files are needed
+    for i, w in enumerate(want):
+        got = cached[n + i]
+        assert got["id"] == w["id"]
+        for key in ("bg", "fg_bg", "mask", "depth"):
+            assert torch.equal(got[key], w[key]), (i, key)

@@ -15,10 +15,13 @@ from eva_depthmask.losses import (
     depth_gradient_loss,
     depth_l1,
     depth_log_l1,
+    depth_loss,
     depth_silog,
     depth_ssim_loss,
+    image_gradients,
     mask_bce,
     mask_edge_bce,
+    mask_loss,
     outline_band,
     soft_dice_loss,
     ssim_window,
@@ -211,3 +214,126 @@ def test_mask_edge_joins_the_mask_loss_only_when_weighted():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="LossConfig.mask_edge_px"):
             LossConfig(mask_edge_px=bad)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cases that `make mutants` showed no test above would notice changing.
+
+
+def test_image_gradients_are_forward_differences():
+    x = torch.tensor([[0.0, 1.0, 3.0], [6.0, 10.0, 15.0], [7.0, 7.0, 7.0]]).view(1, 1, 3, 3)
+    dx, dy = image_gradients(x)
+    assert dx[0, 0].tolist() == [[1, 2], [4, 5], [0, 0]]
+    assert dy[0, 0].tolist() == [[6, 9, 12], [1, -3, -8]]
+
+
+def test_gradient_loss_adds_the_x_and_y_parts():
+    depth = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    cols = torch.arange(8.0).view(1, 1, 1, 8)
+    rows = torch.arange(8.0).view(1, 1, 8, 1)
+    assert depth_gradient_loss(depth + 0.02 * rows, depth).item() == pytest.approx(0.02)
+    tilted = depth + 0.01 * cols + 0.02 * rows
+    assert depth_gradient_loss(tilted, depth).item() == pytest.approx(0.03)
+
+
+def test_ssim_window_is_odd_and_fits():
+    # the largest odd size <= the window and both sides
+    assert [ssim_window((n, 40), 7) for n in (2, 3, 4, 5, 8)] == [1, 3, 3, 5, 7]
+    assert ssim_window((9, 9), 9) == 9 and ssim_window((40, 8), 11) == 7
+
+
+def test_ssim_sigma_reaches_pytorch_msssim_from_the_config():
+    g = torch.Generator().manual_seed(4)
+    pred, true = torch.rand(2, 1, 16, 16, generator=g), torch.rand(2, 1, 16, 16, generator=g)
+
+    def reference(sigma):
+        value = pytorch_msssim.ssim(pred, true, data_range=1.0, win_size=7, win_sigma=sigma)
+        return ((1 - value) / 2).item()
+
+    assert reference(3.0) != pytest.approx(reference(1.5), abs=1e-4)  # the sigma matters here
+    assert depth_ssim_loss(pred, true, sigma=3.0).item() == pytest.approx(reference(3.0), abs=1e-6)
+    t = {"mask": torch.zeros_like(true), "depth": true}
+    p = {"mask": torch.zeros_like(pred), "depth": pred}
+    out = DepthMaskLoss(replace(LossConfig(), ssim_sigma=3.0))(p, t)
+    assert out["depth_ssim"].item() == pytest.approx(reference(3.0), abs=1e-6)
+
+
+def test_silog_lambda_and_edge_width_reach_their_parts_from_the_config():
+    t = targets()
+    p = {"mask": perfect(t)["mask"], "depth": 2 * t["depth"]}  # twice too far everywhere
+    for lam, want in ((1.0, 0.0), (0.0, math.log(2)), (0.5, 0.5**0.5 * math.log(2))):
+        out = DepthMaskLoss(replace(LossConfig(), silog_lambda=lam))(p, t)
+        assert out["depth_silog"].item() == pytest.approx(want, abs=1e-5), lam
+    # one pixel wrong, two rows above the object (rows 8-19): outside a 1 px band, inside a 2 px one
+    p["mask"][0, 0, 6, 15] *= -1
+    near = DepthMaskLoss(replace(LossConfig(), mask_edge=1.0, mask_edge_px=1))(p, t)
+    wide = DepthMaskLoss(replace(LossConfig(), mask_edge=1.0, mask_edge_px=2))(p, t)
+    assert near["mask_edge"].item() == pytest.approx(0.0, abs=1e-6)
+    assert wide["mask_edge"].item() > 1e-3
+
+
+def test_mask_part_adds_bce_and_dice_with_default_weights():
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    zeros = torch.zeros(1, 1, 4, 4)
+    out = DepthMaskLoss()(
+        {"mask": zeros, "depth": zeros + 0.5}, {"mask": mask, "depth": zeros + 0.5}
+    )
+    # BCE at p = 0.5 is log 2; soft Dice 9 / 17 (test_known_values)
+    assert out["mask"].item() == pytest.approx(math.log(2) + 8 / 17)
+    assert out["total"].item() == pytest.approx(math.log(2) + 8 / 17, abs=1e-6)  # depth is exact
+
+
+def test_mask_loss_and_depth_loss_weigh_known_parts():
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    zeros = torch.zeros(1, 1, 4, 4)
+    assert mask_loss(zeros, mask).item() == pytest.approx(math.log(2) + 8 / 17)
+    assert mask_loss(zeros, mask, bce=2, dice=3).item() == pytest.approx(2 * math.log(2) + 24 / 17)
+    # flat maps 0.2 and 0.6: L1 0.4, no gradient, log error log 3 at every pixel, and SSIM's
+    # luminance term (test_known_values)
+    a, b, c1 = 0.2, 0.6, 1e-4
+    ssim = (1 - (2 * a * b + c1) / (a * a + b * b + c1)) / 2
+    flat = torch.ones(1, 1, 16, 16)
+    assert depth_loss(a * flat, b * flat).item() == pytest.approx(0.4 + ssim, abs=1e-4)
+    got = depth_loss(a * flat, b * flat, l1=2, ssim=3, grad=5, log=7, silog=11, silog_lambda=0.5)
+    want = 0.8 + 3 * ssim + 7 * math.log(3) + 11 * 0.5**0.5 * math.log(3)
+    assert got.item() == pytest.approx(want, abs=1e-3)
+    ramp = torch.arange(16.0).view(1, 1, 16, 1) * 0.01
+    only_grad = depth_loss(a * flat + ramp, a * flat, l1=0, ssim=0, grad=2)
+    assert only_grad.item() == pytest.approx(0.02)
+    only_silog = depth_loss(b * flat, a * flat, l1=0, ssim=0, grad=0, silog=1)
+    assert only_silog.item() == pytest.approx(0.15**0.5 * math.log(3), rel=1e-4)  # lambda 0.85
+
+
+def test_depth_loss_defaults_to_l1_ssim_and_gradient_at_weight_one():
+    g = torch.Generator().manual_seed(6)
+    pred, true = torch.rand(2, 1, 12, 12, generator=g), torch.rand(2, 1, 12, 12, generator=g)
+    ssim = (1 - pytorch_msssim.ssim(pred, true, data_range=1.0, win_size=7, win_sigma=1.5)) / 2
+    dx, dy = pred.diff(dim=3) - true.diff(dim=3), pred.diff(dim=2) - true.diff(dim=2)
+    want = (pred - true).abs().mean() + ssim + dx.abs().mean() + dy.abs().mean()
+    assert depth_loss(pred, true).item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_depth_loss_window_reaches_ssim():
+    g = torch.Generator().manual_seed(5)
+    pred, true = torch.rand(1, 1, 16, 16, generator=g), torch.rand(1, 1, 16, 16, generator=g)
+    for win in (3, 7):
+        ref = (1 - pytorch_msssim.ssim(pred, true, data_range=1.0, win_size=win, win_sigma=1.5)) / 2
+        got = depth_loss(pred, true, l1=0, ssim=1, grad=0, window=win)
+        assert got.item() == pytest.approx(ref.item(), abs=1e-6), win
+
+
+def test_every_part_names_the_map_whose_shapes_differ():
+    a, b = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 7)
+    for part in (mask_bce, soft_dice_loss, mask_edge_bce):
+        with pytest.raises(ValueError, match=r"^mask: prediction \(1, 1, 8, 8\) and target"):
+            part(a, b)
+    for part in (depth_l1, depth_log_l1, depth_silog, depth_ssim_loss, depth_gradient_loss):
+        with pytest.raises(ValueError, match=r"^depth: prediction \(1, 1, 8, 8\) and target"):
+            part(a, b)
+    t = targets()
+    for missing in ({"mask": t["mask"]}, {"depth": t["depth"]}):
+        key = "depth" if "mask" in missing else "mask"
+        with pytest.raises(KeyError, match=f"DepthMaskLoss: pred and targets both need '{key}'"):
+            DepthMaskLoss()(t, missing)  # the targets lack it, the prediction has it

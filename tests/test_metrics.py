@@ -193,3 +193,154 @@ def test_an_empty_accumulator_gives_every_key_and_nan_depth():
     empty = MetricAccumulator().compute()
     assert empty.keys() == batch_metrics(*random_batch(2)).keys()
     assert all(math.isnan(v) for k, v in empty.items() if k.startswith("depth_"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Boundaries and per-sample values that `make mutants` showed no test above would notice changing.
+
+
+def masks(*rows: str) -> torch.Tensor:
+    """``(B, 1, 1, W)`` {0, 1} from strings of 0/1, one string per sample."""
+    return torch.tensor([[[[float(c) for c in r]]] for r in rows])
+
+
+def test_mask_thresholds_are_strict_on_both_sides():
+    # logit 0 is probability 0.5: not foreground; a small positive logit is
+    true = masks("1111")
+    m = batch_metrics({"mask": torch.tensor([[[[0.0, 0.5, 0.0, 0.5]]]]), "depth": true}, true, true)
+    assert m["mask_iou"] == pytest.approx(2 / 4)
+    # a target pixel at exactly 0.5 is background, as a probability of exactly 0.5 is
+    half = torch.tensor([[[[0.5, 1.0, 0.5, 1.0]]]])
+    m = batch_metrics({"mask": logits(masks("0101")), "depth": true}, half, true)
+    assert m["mask_iou"] == m["mask_acc"] == 1.0
+
+
+def test_per_sample_mask_metrics_by_hand():
+    true = masks("1100", "0000", "1000", "0001", "0000")
+    pred = masks("1010", "0000", "1000", "0010", "0001")
+    # per sample (tp, fp, fn, tn): (1,1,1,1), (0,0,0,4), (1,0,0,3), (0,1,1,2), (0,1,0,3)
+    pair = {"mask": logits(pred), "depth": torch.full_like(true, 0.5)}
+    per = per_sample_metrics(pair, true, pair["depth"])
+    assert per["mask_iou"].tolist() == pytest.approx([1 / 3, 1.0, 1.0, 0.0, 0.0])
+    assert per["mask_dice"].tolist() == pytest.approx([2 / 4, 1.0, 1.0, 0.0, 0.0])
+    assert per["mask_acc"].tolist() == pytest.approx([2 / 4, 1.0, 1.0, 2 / 4, 3 / 4])
+    m = batch_metrics(pair, true, pair["depth"])
+    assert m["mask_iou_sample"] == pytest.approx((1 / 3 + 2) / 5)
+    assert m["mask_iou"] == pytest.approx(2 / (2 + 3 + 2))  # micro: tp 2, fp 3, fn 2
+    assert m["mask_dice"] == pytest.approx(4 / (4 + 3 + 2))
+    assert m["mask_acc"] == pytest.approx((2 + 13) / 20)  # tn 13
+
+
+def test_micro_iou_and_dice_are_zero_whenever_nothing_overlaps():
+    # tp + fp - fn = 0 and tp - fp + fn = 0: a sum with a sign wrong would call these empty
+    for pred, true, want_iou, want_dice in (
+        ("10", "01", 0.0, 0.0),  # tp 0, fp 1, fn 1
+        ("11", "10", 0.5, 2 / 3),  # tp 1, fp 1, fn 0
+        ("10", "11", 0.5, 2 / 3),  # tp 1, fp 0, fn 1
+    ):
+        p, t = logits(masks(pred)), masks(true)
+        m = batch_metrics({"mask": p, "depth": t}, t, t)
+        assert (m["mask_iou"], m["mask_dice"]) == pytest.approx((want_iou, want_dice)), pred
+        assert iou(p, t) == pytest.approx(want_iou), pred
+    empty = masks("00")
+    assert iou(logits(empty), empty) == 1.0
+
+
+def test_per_sample_metrics_of_a_single_sample():
+    true = masks("0110")
+    pair = {"mask": logits(masks("0100")), "depth": torch.full_like(true, 0.5)}
+    per = per_sample_metrics(pair, true, pair["depth"])
+    assert per["mask_iou"].tolist() == [0.5] and per["mask_acc"].tolist() == [0.75]
+    acc = MetricAccumulator(per_sample=True)
+    acc.update(pair, true, pair["depth"], ids=["only"])
+    assert acc.per_sample()["id"] == ["only"]
+    assert acc.per_sample()["mask_iou"].tolist() == [0.5]
+    assert MetricAccumulator(per_sample=True).per_sample() == {"id": []}
+
+
+def test_a_ratio_of_exactly_the_threshold_fails_it():
+    # 0.625 / 0.5 = 1.25 and 0.78125 / 0.5 = 1.5625 = 1.25^2 exactly, in float32 and float64;
+    # delta_k counts max(p / t, t / p) < 1.25^k, so a ratio on the threshold does not count
+    t = torch.tensor([0.5, 0.625, 0.5, 0.5]).view(1, 1, 1, 4)
+    p = torch.tensor([0.625, 0.5, 0.78125, 0.5]).view(1, 1, 1, 4)  # 1.25 both ways, 1.5625, 1
+    m = batch_metrics({"mask": t * 0, "depth": p}, t * 0, t)
+    assert (m["depth_delta1"], m["depth_delta2"], m["depth_delta3"]) == (1 / 4, 3 / 4, 1.0)
+    assert (m["depth_delta1_seed"], m["depth_delta2_seed"]) == (1 / 4, 3 / 4)
+    exact = torch.tensor([0.625, 0.5, 0.78125]).view(1, 1, 1, 3)
+    half = torch.full_like(exact, 0.5)
+    assert delta_accuracy(exact, half, 1) == pytest.approx(1 / 3)
+    assert delta_accuracy(exact, half, 2) == pytest.approx(2 / 3)
+
+
+def test_seed_delta_fails_too_far_and_too_near_alike():
+    t = torch.tensor([0.2, 0.5, 0.8, 0.5]).view(1, 1, 1, 4)
+    # 2x too far, 2x too near, right, right
+    p = torch.tensor([0.4, 0.25, 0.8, 0.5]).view(1, 1, 1, 4)
+    m = batch_metrics({"mask": t * 0, "depth": p}, t * 0, t)
+    assert m["depth_delta1_seed"] == m["depth_delta1"] == pytest.approx(2 / 4)
+    assert m["depth_delta3_seed"] == m["depth_delta3"] == pytest.approx(2 / 4)  # 2 > 1.953
+
+
+def test_aligned_delta_counts_pixels_too_near_after_scaling():
+    # t / p = (1, 1, 1.25): median 1, so the aligned map is p itself and its third pixel is
+    # 1.25x too near: on the threshold, which fails delta1
+    t = torch.tensor([0.5, 0.5, 0.625]).view(1, 1, 1, 3)
+    p = torch.full_like(t, 0.5)
+    per = per_sample_metrics({"mask": t * 0, "depth": p}, t * 0, t)
+    assert per["depth_scale_log"].tolist() == [0.0]
+    assert per["depth_delta1_aligned"].tolist() == pytest.approx([2 / 3])
+    # the same shape error, 1.5x too near, with the scale 2x off besides
+    t = torch.tensor([0.2, 0.4, 0.6]).view(1, 1, 1, 3)
+    p = 0.5 * torch.tensor([0.2, 0.4, 0.4]).view(1, 1, 1, 3)  # t / p = (2, 2, 3): median 2
+    per = per_sample_metrics({"mask": t * 0, "depth": p}, t * 0, t)
+    assert per["depth_delta1_aligned"].tolist() == pytest.approx([2 / 3])
+    assert per["depth_abs_rel_aligned"].tolist() == pytest.approx([(0.2 / 0.6) / 3])
+
+
+def test_scale_bias_is_a_mean_over_samples():
+    true = torch.tensor([0.2, 0.4, 0.6]).view(1, 1, 1, 3).repeat(3, 1, 1, 1)
+    pred = true * torch.tensor([0.5, 0.5, 0.25]).view(3, 1, 1, 1)  # log s = log 2, log 2, log 4
+    m = batch_metrics({"mask": true * 0, "depth": pred}, true * 0, true)
+    assert m["depth_scale_bias"] == pytest.approx(math.log(2) * 4 / 3)
+    assert m["depth_scale_log"] == pytest.approx(math.log(2) * 4 / 3)
+
+
+def test_delta_accuracy_defaults_to_delta1_and_takes_its_floor():
+    t = torch.tensor([0.5, 0.5, 0.05]).view(1, 1, 1, 3)
+    p = torch.tensor([0.5, 0.7, 0.02]).view(1, 1, 1, 3)  # ratios 1, 1.4, 2.5
+    assert delta_accuracy(p, t) == pytest.approx(1 / 3)  # delta1; delta2 would be 2 / 3
+    # floored at 0.1, 0.02 and 0.05 are the same depth
+    assert delta_accuracy(p, t, eps=0.1) == pytest.approx(2 / 3)
+
+
+def test_errors_name_the_kind_of_map():
+    a, b = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 3)
+    with pytest.raises(ValueError, match=r"^mask: expected .*\(1, 1, 4, 4\) and \(1, 1, 4, 3\)"):
+        iou(a, b)
+    for depth_metric in (rmse, delta_accuracy):
+        with pytest.raises(ValueError, match=r"^depth: expected"):
+            depth_metric(a, b)
+    with pytest.raises(RuntimeError, match=r"^per_sample\(\): create"):
+        MetricAccumulator().per_sample()
+
+
+def test_reduce_keeps_float64_sums_and_merge_keeps_every_sample():
+    pred, tm, td = random_batch(6)
+    acc = accumulate(pred, tm, td, 6)
+    acc.reduce(lambda t: t.float())  # a returning reduction in another dtype
+    assert acc.state().dtype == torch.float64
+    first = accumulate({k: v[:2] for k, v in pred.items()}, tm[:2], td[:2], 2)
+    first.merge(accumulate({k: v[2:] for k, v in pred.items()}, tm[2:], td[2:], 2))
+    per = first.per_sample()
+    whole = accumulate(pred, tm, td, 6).per_sample()
+    assert per["id"] == ["0", "1", "0", "1", "2", "3"]  # ids number each accumulator's samples
+    for k in whole:
+        if k != "id":
+            assert torch.equal(per[k], whole[k]), k
+
+
+def test_a_reduction_that_loses_a_sum_is_an_error_not_a_metric():
+    acc = accumulate(*random_batch(2), 2)
+    acc.reduce(lambda t: t[:-1])
+    with pytest.raises(ValueError):
+        acc.compute()
