@@ -31,9 +31,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
     """OneCycle over every optimizer step of every stage, or StepLR over epochs."""
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, cfg.lr, total_steps=max(total_steps, 1), pct_start=cfg.pct_start
-        )
+        total = max(total_steps, 1)
+        pct = cfg.pct_start
+        if total > 1 and pct * total == 1.0:
+            # OneCycleLR divides by the warm-up's length in steps less one: a warm-up of exactly one
+            # step (4 steps at pct_start 0.25) would raise ZeroDivisionError at the first step
+            pct = 1.5 / total
+        return torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=pct)
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, cfg.step_epochs, cfg.step_gamma)
     raise ValueError(f"TrainConfig.schedule: expected 'onecycle' or 'step', got {cfg.schedule!r}")
