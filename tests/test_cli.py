@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -345,18 +344,18 @@ def test_a_full_disk_leaves_no_partial_prediction(trained, inputs, tmp_path):
     big = np.random.default_rng(2).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     Image.fromarray(big).save(tmp_path / "big.png")
     out = tmp_path / "new" / "pred"
-
-    def small_files():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
-
+    small_files = (  # then ``python -m eva_depthmask``; write() fails with EFBIG, no signal
+        "import resource, runpy, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY)); "
+        "runpy.run_module('eva_depthmask', run_name='__main__')"
+    )
     args = ["--bg", str(tmp_path / "big.png"), "--fg-bg", str(tmp_path / "big.png")]
     done = subprocess.run(
-        [*CLI, "predict", "--ckpt", str(trained / "best.pt"), *args, "--out", str(out)],
+        [sys.executable, "-c", small_files, "predict", "--ckpt", str(trained / "best.pt"), *args]
+        + ["--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
-        preexec_fn=small_files,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"error: --out {out}: could not write")
