@@ -21,6 +21,7 @@ from .loaders import TrainData
 from .losses import DepthMaskLoss
 from .model import build_model
 from .runlog import read_log
+from .storage import atomic_write
 from .train import fit
 from .tta import FlipAverage
 from .viz import prediction_grid, training_curves
@@ -107,9 +108,9 @@ def run_demo(
             "flip": plan.flip,
         },
     }
-    (out / "metrics.json").write_text(
-        json.dumps({**{k: metrics[k] for k in SUMMARY_KEYS}, **result}, indent=2)
-    )
+    summary = {**{k: metrics[k] for k in SUMMARY_KEYS}, **result}
+    # whole or absent: a demo killed here reruns to the same file, never leaves half of one
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2).encode())
     picks = np.sort(np.random.default_rng(0).choice(len(test), min(6, len(test)), replace=False))
     prediction_grid(predictions(scorer, test, picks, stats), "test predictions").savefig(
         out / "predictions.png", dpi=80
