@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from eva_depthmask.config import DataConfig
-from eva_depthmask.datagen import disk_usage, make_dataset
-from eva_depthmask.dataset import QuartetDataset
-from eva_depthmask.sources import SyntheticSource, sample_keys
+from eva_depthmask.data.datagen import disk_usage, make_dataset
+from eva_depthmask.data.dataset import QuartetDataset
+from eva_depthmask.data.sources import SyntheticSource, sample_keys
 
 RESULTS = Path(__file__).parent / "results" / "bench_data.json"
 
@@ -71,8 +71,8 @@ def train_rate(size: int, batch: int = 32, steps: int = 8) -> float | None:
     """Default DepthMaskNet training images/s (fit()'s precision, channels_last, all threads)."""
     try:
         from eva_depthmask.losses import DepthMaskLoss
-        from eva_depthmask.model import DepthMaskNet
-        from eva_depthmask.precision import autocast
+        from eva_depthmask.nets.depthmasknet import DepthMaskNet
+        from eva_depthmask.training.precision import autocast
     except ImportError:
         return None
     model = DepthMaskNet().to(memory_format=torch.channels_last)

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import torch
 
+from eva_depthmask.apps.demo import PLANS
 from eva_depthmask.config import AugConfig, LossConfig
-from eva_depthmask.datagen import make_dataset
-from eva_depthmask.demo import PLANS
-from eva_depthmask.loaders import TrainData
+from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.losses import DepthMaskLoss
-from eva_depthmask.model import MODELS, build_model
-from eva_depthmask.runlog import read_log
-from eva_depthmask.train import fit
+from eva_depthmask.nets.registry import MODELS, build_model
+from eva_depthmask.training.fit import fit
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.runlog import read_log
 
 RESULTS = Path(__file__).parent / "results" / "bench_fit_workers.json"
 

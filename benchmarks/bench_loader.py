@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
+from eva_depthmask.apps.demo import PLANS
 from eva_depthmask.config import AugConfig
-from eva_depthmask.datagen import make_dataset
-from eva_depthmask.demo import PLANS
-from eva_depthmask.loaders import EpochSampler, TrainData, opencv_threads, train_loader
+from eva_depthmask.data.datagen import make_dataset
+from eva_depthmask.training.loaders import EpochSampler, TrainData, opencv_threads, train_loader
 
 RESULTS = Path(__file__).parent / "results" / "bench_loader.json"
 WARM_BATCHES = 3  # not timed: worker start-up and the first prefetches

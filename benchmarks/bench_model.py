@@ -33,10 +33,10 @@ import torch
 
 from eva_depthmask.config import TrainConfig
 from eva_depthmask.losses import DepthMaskLoss
-from eva_depthmask.model import MODELS, build_model
-from eva_depthmask.optim import make_optimizer
-from eva_depthmask.precision import cpu_has_native_bf16
-from eva_depthmask.summary import model_summary
+from eva_depthmask.nets.registry import MODELS, build_model
+from eva_depthmask.nets.summary import model_summary
+from eva_depthmask.training.optim import make_optimizer
+from eva_depthmask.training.precision import cpu_has_native_bf16
 
 MODES = ("fp32", "fp32_cl", "bf16_cl")
 RESULTS = Path(__file__).parent / "results" / "bench_model.json"

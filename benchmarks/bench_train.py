@@ -22,14 +22,14 @@ from pathlib import Path
 
 import torch
 
-from eva_depthmask import checkpoint as ckpt
 from eva_depthmask.config import DataConfig, TrainConfig, to_dict
-from eva_depthmask.loaders import TrainData
 from eva_depthmask.losses import DepthMaskLoss
-from eva_depthmask.model import DepthMaskNet
-from eva_depthmask.precision import autocast
-from eva_depthmask.runlog import read_log
-from eva_depthmask.train import fit, pick_device
+from eva_depthmask.nets.depthmasknet import DepthMaskNet
+from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training.fit import fit, pick_device
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.precision import autocast
+from eva_depthmask.training.runlog import read_log
 
 RESULTS = Path(__file__).parent / "results" / "bench_train.json"
 BATCH = {64: 32, 128: 16, 224: 8}

@@ -26,16 +26,16 @@ import cv2
 import numpy as np
 import torch
 
-from eva_depthmask.config import DataConfig
-from eva_depthmask.dataset import QuartetDataset
-from eva_depthmask.realism import apply_realism
-from eva_depthmask.transforms import (
+from eva_depthmask.augment.realism import apply_realism
+from eva_depthmask.augment.transforms import (
     apply_photometric,
     apply_spatial,
     check_sample,
     get_transforms,
     to_tensor_sample,
 )
+from eva_depthmask.config import DataConfig
+from eva_depthmask.data.dataset import QuartetDataset
 
 RESULTS = Path(__file__).parent / "results" / "bench_transforms.json"
 
@@ -80,7 +80,7 @@ def stage_ms(size: int, raws: list[dict], reps: int = 200) -> dict[str, float]:
 
 def model_rate(size: int, batch: int, steps: int) -> dict:
     """Training samples/s of the default model: forward, a BCE + L1 loss, backward, SGD step."""
-    from eva_depthmask.model import build_model
+    from eva_depthmask.nets.registry import build_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model().to(device).train()

@@ -38,17 +38,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from eva_depthmask.apps.demo import PLANS  # noqa: E402
 from eva_depthmask.config import AugConfig, DataConfig, LossConfig, TrainConfig, to_dict  # noqa: E402
-from eva_depthmask.datagen import make_dataset  # noqa: E402
-from eva_depthmask.demo import PLANS  # noqa: E402
-from eva_depthmask.evaluate import fit_difference_threshold, robustness_sweep  # noqa: E402
-from eva_depthmask.loaders import TrainData  # noqa: E402
+from eva_depthmask.data.datagen import make_dataset  # noqa: E402
+from eva_depthmask.evaluation.evaluate import fit_difference_threshold, robustness_sweep  # noqa: E402
 from eva_depthmask.losses import DepthMaskLoss  # noqa: E402
-from eva_depthmask.model import MODELS, build_model  # noqa: E402
-from eva_depthmask.precision import autocast, precision_name  # noqa: E402
-from eva_depthmask.runlog import read_log  # noqa: E402
-from eva_depthmask.summary import model_summary  # noqa: E402
-from eva_depthmask.train import fit, pick_device  # noqa: E402
+from eva_depthmask.nets.registry import MODELS, build_model  # noqa: E402
+from eva_depthmask.nets.summary import model_summary  # noqa: E402
+from eva_depthmask.training.fit import fit, pick_device  # noqa: E402
+from eva_depthmask.training.loaders import TrainData  # noqa: E402
+from eva_depthmask.training.precision import autocast, precision_name  # noqa: E402
+from eva_depthmask.training.runlog import read_log  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = ("depthmasknet", "session15", "dilated_pixelshuffle", "s15_unet", "maskdepthgenerator")

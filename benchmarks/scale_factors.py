@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from eva_depthmask.config import SceneConfig
-from eva_depthmask.dataset import QuartetDataset
-from eva_depthmask.evaluate import Predictor, evaluate
-from eva_depthmask.layout import FRONT_WALL_GAP_M
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.scenes import CEILING_GAP_M, room_camera
+from eva_depthmask.data.dataset import QuartetDataset
+from eva_depthmask.evaluation.evaluate import Predictor, evaluate
 from eva_depthmask.storage import DatasetError
+from eva_depthmask.synth.furniture import FRONT_WALL_GAP_M
+from eva_depthmask.synth.scenes import CEILING_GAP_M, room_camera
+from eva_depthmask.training.loaders import TrainData
 
 RESULTS = Path(__file__).parent / "results" / "scale_factors.json"
 # name -> (how it enters the fit); lengths enter as logs, so their slopes are ratios

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eva_depthmask.config import LossConfig
+from .config import LossConfig
 
 
 def _check(pred: Tensor, true: Tensor, what: str) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from eva_depthmask.config import DataConfig
-from eva_depthmask.datagen import make_dataset
+from eva_depthmask.data.datagen import make_dataset
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

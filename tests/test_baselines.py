@@ -7,10 +7,10 @@ import functools
 import pytest
 import torch
 
-from eva_depthmask.baselines import BASELINES, MaskDepthGenerator
-from eva_depthmask.encoders import ResNet18Encoder
-from eva_depthmask.model import build_model
-from eva_depthmask.summary import model_summary
+from eva_depthmask.nets.baselines import BASELINES, MaskDepthGenerator
+from eva_depthmask.nets.encoders import ResNet18Encoder
+from eva_depthmask.nets.registry import build_model
+from eva_depthmask.nets.summary import model_summary
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from eva_depthmask.config import AugConfig
-from eva_depthmask.dataset import read_manifest
-from eva_depthmask.fusion import FUSION_CHANNELS
-from eva_depthmask.loaders import TrainData
+from eva_depthmask.data.dataset import read_manifest
 from eva_depthmask.metrics import EPS
-from eva_depthmask.model import build_model
-from eva_depthmask.precision import autocast
-from eva_depthmask.scenes import room_camera
+from eva_depthmask.nets.fusion import FUSION_CHANNELS
+from eva_depthmask.nets.registry import build_model
 from eva_depthmask.storage import DatasetError, Store
+from eva_depthmask.synth.scenes import room_camera
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.precision import autocast
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from eva_depthmask import checkpoint as ckpt
+from eva_depthmask.training import checkpoint as ckpt
 
 
 def draws() -> tuple:

@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from eva_depthmask import checkpoint as ckpt
-from eva_depthmask.__main__ import main
+from eva_depthmask.apps.cli import main
 from eva_depthmask.config import DataConfig
-from eva_depthmask.evaluate import Predictor, evaluate
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.model import build_model
+from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.nets.registry import build_model
+from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training.loaders import TrainData
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "eva_depthmask"]

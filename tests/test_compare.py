@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_depthmask.evaluate import Predictor, evaluate
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.model import build_model
-from eva_depthmask.runlog import read_log
+from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.nets.registry import build_model
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.runlog import read_log
 
 KEYS = {
     "name",

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from eva_depthmask.config import DataConfig
-from eva_depthmask.course import index_course_dataset, match_key
-from eva_depthmask.datagen import make_dataset
-from eva_depthmask.dataset import QuartetDataset, SizeMismatchError, download
-from eva_depthmask.sources import split_backgrounds
+from eva_depthmask.data.course import index_course_dataset, match_key
+from eva_depthmask.data.datagen import make_dataset
+from eva_depthmask.data.dataset import QuartetDataset, SizeMismatchError, download
+from eva_depthmask.data.sources import split_backgrounds
+from eva_depthmask.data.validation import validate_dataset
 from eva_depthmask.storage import DatasetError
-from eva_depthmask.validate import validate_dataset
 
 S = 32  # image side
 N_BG = 6

@@ -20,9 +20,9 @@ from PIL import Image
 
 from eva_depthmask.composite import ImageError
 from eva_depthmask.config import DataConfig
-from eva_depthmask.datagen import make_dataset
-from eva_depthmask.dataset import MANIFEST_COLUMNS, QuartetDataset, download
-from eva_depthmask.sources import SyntheticSource, split_backgrounds
+from eva_depthmask.data.datagen import make_dataset
+from eva_depthmask.data.dataset import MANIFEST_COLUMNS, QuartetDataset, download
+from eva_depthmask.data.sources import SyntheticSource, split_backgrounds
 from eva_depthmask.storage import DatasetError
 
 SMALL = DataConfig(size=32, n_bg=6, n_fg=3, placements=2, image_format="png")

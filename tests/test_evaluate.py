@@ -12,13 +12,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from eva_depthmask import checkpoint as ckpt
-from eva_depthmask import viz
-from eva_depthmask.browser import PredictionBrowser
-from eva_depthmask.checkpoint import CheckpointError
+from eva_depthmask.apps import viz
+from eva_depthmask.apps.browser import PredictionBrowser
 from eva_depthmask.composite import ImageError
 from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
-from eva_depthmask.evaluate import (
+from eva_depthmask.evaluation.evaluate import (
     DifferenceBaseline,
     Predictor,
     evaluate,
@@ -28,11 +26,13 @@ from eva_depthmask.evaluate import (
     predictions,
     robustness_sweep,
 )
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.model import DepthMaskNet
-from eva_depthmask.reference import comparison_table
-from eva_depthmask.train import fit
-from eva_depthmask.tta import FlipAverage
+from eva_depthmask.evaluation.reference import comparison_table
+from eva_depthmask.nets.depthmasknet import DepthMaskNet
+from eva_depthmask.nets.tta import FlipAverage
+from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training.checkpoint import CheckpointError
+from eva_depthmask.training.fit import fit
+from eva_depthmask.training.loaders import TrainData
 
 DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=3, placements=1, image_format="png"))
 

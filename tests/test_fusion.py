@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from eva_depthmask.config import ModelConfig
-from eva_depthmask.fusion import (
+from eva_depthmask.nets.depthmasknet import DepthMaskNet
+from eva_depthmask.nets.fusion import (
     FUSION_CHANNELS,
     LOGDIFF_SCALE,
     exposure_fit,
@@ -17,7 +18,6 @@ from eva_depthmask.fusion import (
     match_exposure,
     shift_tolerant_difference,
 )
-from eva_depthmask.model import DepthMaskNet
 
 
 def test_fusion_modes_stack_the_pair():

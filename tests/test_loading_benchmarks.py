@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from eva_depthmask.config import AugConfig
-from eva_depthmask.dataset import QuartetDataset
+from eva_depthmask.data.dataset import QuartetDataset
 
 DELAY = 0.01  # seconds added to every sample read, so that a timing has a known floor
 

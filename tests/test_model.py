@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from eva_depthmask.config import ModelConfig, from_dict, to_dict
-from eva_depthmask.encoders import (
+from eva_depthmask.nets.depthmasknet import VARIANTS, DepthMaskNet
+from eva_depthmask.nets.encoders import (
     RESNET18_URL,
     ResNet18Encoder,
     SplitStem,
     load_resnet18_weights,
 )
-from eva_depthmask.fusion import FUSION_CHANNELS
-from eva_depthmask.layers import PairNet, pool_object_depth
-from eva_depthmask.model import MODELS, VARIANTS, DepthMaskNet, build_model
-from eva_depthmask.summary import format_table, model_summary, summary_table
+from eva_depthmask.nets.fusion import FUSION_CHANNELS
+from eva_depthmask.nets.layers import PairNet, pool_object_depth
+from eva_depthmask.nets.registry import MODELS, build_model
+from eva_depthmask.nets.summary import format_table, model_summary, summary_table
 
 
 def pair(b: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,12 +22,12 @@ import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
-from eva_depthmask import checkpoint
 from eva_depthmask.config import DataConfig
-from eva_depthmask.dataset import QuartetDataset
-from eva_depthmask.evaluate import Predictor, evaluate
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.sources import SampleKey
+from eva_depthmask.data.dataset import QuartetDataset
+from eva_depthmask.data.sources import SampleKey
+from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.training import checkpoint
+from eva_depthmask.training.loaders import TrainData
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 PROBE = "notebook-test-probe: "  # the extra cell's output line starts with this
@@ -271,7 +271,7 @@ def near(pixels: np.ndarray, colour, tolerance: int = 24) -> np.ndarray:
 
 def check_photos(path: Path, teacher_dir: Path) -> None:
     """The photo build: 4 photos x 2 cut-outs x 2 flips, depth = the saved teacher's on each fg_bg."""
-    from eva_depthmask.teachers import DepthAnythingTeacher
+    from eva_depthmask.data.teachers import DepthAnythingTeacher
 
     ds = QuartetDataset(path, "all")
     assert len(ds) == 4 * 2 * 2 and ds.info["source"] == "photos"

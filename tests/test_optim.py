@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from eva_depthmask.config import TrainConfig
-from eva_depthmask.optim import make_optimizer, make_scheduler
+from eva_depthmask.training.optim import make_optimizer, make_scheduler
 
 
 def lr_curve(cfg: TrainConfig, total_steps: int) -> list[float]:

@@ -11,9 +11,9 @@ from PIL import Image
 
 from eva_depthmask.composite import ImageError, Placement, paste
 from eva_depthmask.config import DataConfig
-from eva_depthmask.datagen import make_dataset
-from eva_depthmask.dataset import QuartetDataset
-from eva_depthmask.sources import ImageFolders
+from eva_depthmask.data.datagen import make_dataset
+from eva_depthmask.data.dataset import QuartetDataset
+from eva_depthmask.data.sources import ImageFolders
 from eva_depthmask.storage import DatasetError
 
 CFG = DataConfig(size=32, placements=2, image_format="png", seed=3)
@@ -60,7 +60,7 @@ def test_image_folders_sample_and_splits(photos):
     source = ImageFolders(*photos, CFG)
     assert (source.n_bg, source.n_fg) == (5, 2) and source.cfg.n_bg == 5
     assert source.background(1).shape == (32, 32, 3)
-    from eva_depthmask.sources import sample_keys
+    from eva_depthmask.data.sources import sample_keys
 
     keys = sample_keys(5, 2, source.cfg)
     assert len(keys) == 5 * 2 * 2 * 2
@@ -203,7 +203,7 @@ def test_depth_anything_labels_a_photo_dataset(tmp_path, photos):
     pytest.importorskip("transformers")
     from test_teachers import tiny_depth_anything
 
-    from eva_depthmask.teachers import DepthAnythingTeacher
+    from eva_depthmask.data.teachers import DepthAnythingTeacher
 
     model, processor = tiny_depth_anything()
     with warnings.catch_warnings():

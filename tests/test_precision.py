@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_depthmask.precision import amp_dtype, autocast, cpu_has_native_bf16, precision_name
+from eva_depthmask.training.precision import (
+    amp_dtype,
+    autocast,
+    cpu_has_native_bf16,
+    precision_name,
+)
 
 
 def cpuinfo_flags() -> set[str] | None:

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 from train_job import model
 
-from eva_depthmask import checkpoint as ckpt
 from eva_depthmask.config import DataConfig, LossConfig, TrainConfig
-from eva_depthmask.loaders import TrainData
 from eva_depthmask.losses import DepthMaskLoss
-from eva_depthmask.runlog import read_log
-from eva_depthmask.train import fit, stop_at_step
+from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training.fit import fit, stop_at_step
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.runlog import read_log
 
 DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=2, placements=2))  # 32 train, 8 val samples
 STEPS = 12  # 3 epochs x 4 steps

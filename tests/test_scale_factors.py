@@ -9,15 +9,15 @@ import torch
 from PIL import Image
 
 from eva_depthmask.config import SceneConfig, TrainConfig
-from eva_depthmask.dataset import read_manifest
-from eva_depthmask.evaluate import Predictor
-from eva_depthmask.loaders import TrainData
+from eva_depthmask.data.dataset import read_manifest
+from eva_depthmask.evaluation.evaluate import Predictor
 from eva_depthmask.metrics import EPS
-from eva_depthmask.model import build_model
-from eva_depthmask.precision import autocast
-from eva_depthmask.scenes import render_room
+from eva_depthmask.nets.registry import build_model
 from eva_depthmask.storage import DatasetError, Store
-from eva_depthmask.train import fit
+from eva_depthmask.synth.scenes import render_room
+from eva_depthmask.training.fit import fit
+from eva_depthmask.training.loaders import TrainData
+from eva_depthmask.training.precision import autocast
 
 
 def log_scales(ckpt, data) -> np.ndarray:

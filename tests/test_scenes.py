@@ -11,7 +11,7 @@ import pytest
 
 from eva_depthmask.composite import ALPHA_FLOOR, Placement, fg_layer
 from eva_depthmask.config import SceneConfig
-from eva_depthmask.scenes import (
+from eva_depthmask.synth.scenes import (
     LABELS,
     Camera,
     compose,
@@ -19,7 +19,7 @@ from eva_depthmask.scenes import (
     render_room,
     sample_floor_placement,
 )
-from eva_depthmask.textures import lines
+from eva_depthmask.synth.textures import lines
 
 FLOOR, FURNITURE = LABELS.index("floor"), LABELS.index("furniture")
 STRAIGHT = replace(SceneConfig(), camera_yaw_deg=(0.0, 0.0))  # closed forms below assume no yaw

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from eva_depthmask.teachers import (
+from eva_depthmask.data.teachers import (
     DepthAnythingTeacher,
     MiDaSTeacher,
     TeacherError,

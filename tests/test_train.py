@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_depthmask import checkpoint as ckpt
-from eva_depthmask.runlog import read_log
+from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training.runlog import read_log
 
 JOB = Path(__file__).parent / "train_job.py"
 pytestmark = pytest.mark.slow
@@ -159,7 +159,7 @@ def test_torchrun_two_processes_reduce_metrics_across_ranks(tmp_path):
     sys.path.insert(0, str(JOB.parent))
     from train_job import DATA, model
 
-    from eva_depthmask.train import validate
+    from eva_depthmask.training.fit import validate
 
     net = model(8)
     net.load_state_dict(torch.load(tmp_path / "final.pt", weights_only=True))
@@ -180,9 +180,9 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
 
 def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
     from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
-    from eva_depthmask.loaders import TrainData
-    from eva_depthmask.model import DepthMaskNet
-    from eva_depthmask.train import cores, default_threads, default_workers, fit
+    from eva_depthmask.nets.depthmasknet import DepthMaskNet
+    from eva_depthmask.training.fit import cores, default_threads, default_workers, fit
+    from eva_depthmask.training.loaders import TrainData
 
     before = torch.get_num_threads()
     try:

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from eva_depthmask.composite import Placement, paste
-from eva_depthmask.config import AugConfig, from_dict, robustness_preset, to_dict
-from eva_depthmask.realism import PERTURBATIONS, cast_shadow, single_perturbation
-from eva_depthmask.transforms import (
+from eva_depthmask.augment.realism import PERTURBATIONS, cast_shadow, single_perturbation
+from eva_depthmask.augment.transforms import (
     check_sample,
     denormalize,
     get_transforms,
@@ -21,6 +19,8 @@ from eva_depthmask.transforms import (
     to_numpy_sample,
     to_tensor_sample,
 )
+from eva_depthmask.composite import Placement, paste
+from eva_depthmask.config import AugConfig, from_dict, robustness_preset, to_dict
 
 FG_DEPTH, BG_DEPTH = 0.25, 0.75
 STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}

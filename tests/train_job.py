@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
-from eva_depthmask.loaders import TrainData
-from eva_depthmask.model import DepthMaskNet
-from eva_depthmask.train import fit
+from eva_depthmask.nets.depthmasknet import DepthMaskNet
+from eva_depthmask.training.fit import fit
+from eva_depthmask.training.loaders import TrainData
 
 DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=4, placements=2))
 

@@ -1,0 +1,1 @@
+"""Augmentation: the aligned quartet transform, background realism, normalisation."""

@@ -1,0 +1,361 @@
+"""One consistent random transform for the quartet (bg, fg_bg, mask, depth), on albumentations.
+
+A raw sample (what dataset.py reads) is numpy: ``bg``, ``fg_bg`` uint8 ``(H, W, 3)``, ``mask`` uint8
+``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1] (0 near), ``id`` str. A tensor sample
+(what the model sees) is ``bg``, ``fg_bg`` float32 ``(3, H, W)`` normalised with the dataset's
+mean/std, ``mask`` float32 ``(1, H, W)`` in {0, 1}, ``depth`` float32 ``(1, H, W)`` in [0, 1], ``id``.
+A transform made with ``normalize=False`` stops short of that, for training: its images stay uint8
+``(3, H, W)`` and its mask uint8, a quarter of the bytes for DataLoader workers to hand over, and
+``normalize`` finishes them per batch on the training device (the same float32 values, bit for bit).
+
+The train pipeline runs three stages, each from its own seed (so switching one group off leaves
+the others' draws unchanged):
+
+1. spatial, one geometry for all four: random resized crop (else a resize), horizontal flip,
+   shift/scale/rotate with a reflected border. Images and depth are resampled bilinearly (area
+   when shrinking; both stay inside the range of their inputs), the mask nearest, so it stays
+   {0, 1}. No vertical flip: indoor depth has an up (far ceiling/wall) and a down (near floor).
+2. background realism (realism.py): bg alone is moved, relit, blurred, noised, re-compressed;
+   a soft shadow darkens fg_bg's background near the object.
+3. photometric, the SAME random change on bg and fg_bg (a colour cast or camera setting hits both
+   photos), never on mask or depth: RGB shift or hue/saturation, brightness/contrast, noise,
+   coarse dropout. The dropout holes sit at the same place in both images and the targets keep
+   the object: like cutout, the network must complete the mask and depth from the context, and
+   fg_bg still equals bg wherever mask is 0. It runs after realism so a moved bg cannot shift the
+   holes off each other.
+
+Val/test resize only. With ``eval_realism`` (``robustness_preset("mild")``) they add stage 2 with
+a seed taken from the sample id, so every evaluation sees the same perturbations.
+
+Seeding: ``transform(sample, seed)`` is a pure function of the seed. In a DataLoader the dataset
+should pass ``sample_seed(base, epoch, index)``; without a seed, draws come from a stream seeded by
+``cfg.seed`` and, inside a worker, by torch's per-worker seed, so workers never repeat each other.
+"""
+
+from __future__ import annotations
+
+import os
+
+# without this, importing albumentations asks PyPI for a newer version (a network call)
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import zlib
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+from ..config import AugConfig, robustness_preset
+from .realism import INTERPOLATION, apply_realism, build_realism, reseed
+
+__all__ = [
+    "IMAGENET_STATS",
+    "QuartetTransform",
+    "check_sample",
+    "denormalize",
+    "get_transforms",
+    "norm_constants",
+    "normalize",
+    "robustness_preset",
+    "sample_seed",
+    "to_numpy_sample",
+    "to_tensor_sample",
+]
+
+SPLITS = ("train", "val", "test")
+KEYS = ("bg", "fg_bg", "mask", "depth", "id")
+DEFAULT_AUG = AugConfig()  # frozen, so one shared default is safe
+# Used when no dataset stats are given: the usual photo statistics, and what pretrained encoders expect.
+IMAGENET_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checking and converting
+
+
+def check_sample(sample: dict) -> dict:
+    """A raw sample checked against the contract; returns it with mask as uint8, depth as float32.
+
+    Raises ``ValueError`` naming the key for: a missing key, an image that is not uint8
+    ``(H, W, 3)``, arrays of different sizes, a mask not in {0, 1}, depth outside [0, 1] or NaN.
+    """
+    if not isinstance(sample, dict):
+        raise ValueError(f"sample: expected a dict with keys {KEYS}, got {type(sample).__name__}")
+    missing = [k for k in KEYS if k not in sample]
+    if missing:
+        raise ValueError(f"sample {sample.get('id', '?')!r}: missing key(s) {missing}")
+    name = f"sample {sample['id']!r}"
+    hw = getattr(sample["bg"], "shape", ())[:2]
+    for key, channels in (("bg", (3,)), ("fg_bg", (3,)), ("mask", ()), ("depth", ())):
+        arr = sample[key]
+        if len(hw) != 2 or not isinstance(arr, np.ndarray) or arr.shape != (*hw, *channels):
+            want = "(H, W, 3)" if channels else "(H, W)"
+            raise ValueError(
+                f"{name}: '{key}' must be {want} with bg's (H, W), got {_describe(arr)}"
+            )
+        if channels and arr.dtype != np.uint8:
+            raise ValueError(f"{name}: '{key}' must be uint8, got {_describe(arr)}")
+    mask = sample["mask"]
+    if mask.dtype.kind not in "biu" or (mask.size and (mask.min() < 0 or mask.max() > 1)):
+        raise ValueError(f"{name}: 'mask' must hold only 0 and 1, got {_describe(mask)}")
+    depth = sample["depth"]
+    lo, hi = (float(depth.min()), float(depth.max())) if depth.size else (0.0, 0.0)
+    if depth.dtype.kind != "f" or not (lo >= 0.0 and hi <= 1.0):  # NaN fails both comparisons
+        raise ValueError(
+            f"{name}: 'depth' must be float in [0, 1], got {depth.dtype} in [{lo}, {hi}]"
+        )
+    out = dict(sample)
+    out["mask"] = mask.astype(np.uint8, copy=False)
+    out["depth"] = depth.astype(np.float32, copy=False)
+    return out
+
+
+def check_stats(stats: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` float32 ``(3,)`` in [0, 1] units from a stats.json dict; None -> ImageNet's."""
+    stats = IMAGENET_STATS if stats is None else stats
+    try:
+        mean = np.asarray(stats["mean"], np.float32).reshape(3)
+        std = np.asarray(stats["std"], np.float32).reshape(3)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"stats: expected {{'mean': [r, g, b], 'std': [r, g, b]}}, got {stats!r}"
+        ) from e
+    if not (np.isfinite(mean).all() and (std > 0).all()):
+        raise ValueError(f"stats: mean must be finite and std positive, got {stats!r}")
+    return mean, std
+
+
+def to_tensor_sample(raw: dict, stats: dict | None = None) -> dict:
+    """A raw sample as a tensor sample at its own size, without augmentation (see module doc)."""
+    return _to_tensors(check_sample(raw), *check_stats(stats))
+
+
+def norm_constants(
+    mean: np.ndarray, std: np.ndarray, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` float32 ``(3, 1, 1)`` on ``device`` for ``normalize``, from ``mean``,
+    ``std``: float32 ``(3,)`` in [0, 1] units (``check_stats``). Made once per epoch by fit(): a
+    host-to-GPU copy per batch would wait for the GPU each time."""
+    scale = torch.from_numpy(1.0 / (255.0 * std)).view(3, 1, 1).to(device)
+    shift = torch.from_numpy(mean / std).view(3, 1, 1).to(device)
+    return scale, shift
+
+
+def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(3, H, W)`` or ``(B, 3, H, W)`` in 0..255 to float32 ``(x / 255 - mean) / std``
+    on ``x``'s device, with ``norm_constants`` there."""
+    return x.float().mul_(scale).sub_(shift)  # in place on the float copy
+
+
+def denormalize(x: torch.Tensor | np.ndarray, stats: dict | None = None) -> torch.Tensor:
+    """Normalised images ``(3, H, W)`` or ``(B, 3, H, W)`` back to float in [0, 1] for display."""
+    x = torch.as_tensor(x)
+    if x.ndim not in (3, 4) or x.shape[-3] != 3:
+        raise ValueError(f"denormalize: expected (3, H, W) or (B, 3, H, W), got {tuple(x.shape)}")
+    mean, std = (torch.from_numpy(v).to(x.device).view(3, 1, 1) for v in check_stats(stats))
+    return (x.float() * std + mean).clamp_(0.0, 1.0)
+
+
+def to_numpy_sample(sample: dict, stats: dict | None = None) -> dict:
+    """A tensor sample back to the raw layout (uint8 images, ``(H, W)`` mask/depth) for display."""
+    hw = tuple(sample["bg"].shape[-2:])
+    out = {"id": sample.get("id", "")}
+    for key in ("bg", "fg_bg"):
+        img = denormalize(sample[key], stats).permute(1, 2, 0).numpy()
+        out[key] = np.rint(img * 255.0).astype(np.uint8)
+    out["mask"] = np.rint(torch.as_tensor(sample["mask"]).reshape(hw).numpy()).astype(np.uint8)
+    out["depth"] = torch.as_tensor(sample["depth"]).reshape(hw).float().numpy()
+    return out
+
+
+def sample_seed(base: int, epoch: int, index: int) -> int:
+    """The seed of one sample in one epoch: distinct per (base, epoch, index), stable across runs."""
+    return int(np.random.SeedSequence([base, epoch, index]).generate_state(1, np.uint64)[0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The three stages
+
+
+def build_spatial(cfg: AugConfig, size: int, randomise: bool) -> A.Compose:
+    """Resize (val/test), or crop/resize + flip + shift/scale/rotate (train), to ``size`` px."""
+    interp = INTERPOLATION[cfg.interpolation]
+    area = "image" if cfg.interpolation == "linear" else None  # area keeps shrinking alias-free
+    resize = A.Resize(size, size, interpolation=interp, area_for_downscale=area, p=1.0)
+    steps: list = [resize]
+    if randomise:
+        crop = A.RandomResizedCrop(
+            size=(size, size),
+            scale=cfg.crop_scale,
+            ratio=cfg.crop_ratio,
+            interpolation=interp,
+            area_for_downscale=area,
+            p=cfg.crop_p,
+        )
+        if cfg.crop_p > 0.0:  # OneOf picks by the children's p: crop with crop_p, else resize
+            resize.p = 1.0 - cfg.crop_p
+            steps = [A.OneOf([crop, resize], p=1.0)]
+        steps += [
+            A.HorizontalFlip(p=cfg.hflip_p),
+            A.Affine(
+                translate_percent=(-cfg.shift, cfg.shift),
+                scale=cfg.scale,
+                rotate=(-cfg.rotate_deg, cfg.rotate_deg),
+                interpolation=interp,
+                border_mode=cv2.BORDER_REFLECT_101,  # reflected alike, the four stay a quartet
+                p=cfg.affine_p,
+            ),
+        ]
+    # depth is an extra *image* target so it is resampled like an image, not nearest like the mask
+    return A.Compose(
+        steps,
+        additional_targets={"fg_bg": "image", "depth": "image"},
+        mask_interpolation=cv2.INTER_NEAREST,
+    )
+
+
+def build_photometric(cfg: AugConfig) -> A.Compose:
+    """Colour, brightness/contrast, noise and coarse dropout, drawn once for bg and fg_bg."""
+    color = A.OneOf(
+        [
+            A.RGBShift(cfg.rgb_shift, cfg.rgb_shift, cfg.rgb_shift, p=1.0),
+            A.HueSaturationValue(cfg.hue_shift, cfg.sat_shift, cfg.val_shift, p=1.0),
+        ],
+        p=cfg.color_p,
+    )
+    light = A.RandomBrightnessContrast(cfg.brightness, cfg.contrast, p=cfg.brightness_contrast_p)
+    noise = A.GaussNoise(std_range=cfg.noise_std, p=cfg.noise_p)
+    dropout = A.CoarseDropout(
+        num_holes_range=cfg.dropout_holes,
+        hole_height_range=cfg.dropout_size,
+        hole_width_range=cfg.dropout_size,
+        fill=0,
+        p=cfg.dropout_p,
+    )
+    return A.Compose([color, light, noise, dropout], additional_targets={"fg_bg": "image"})
+
+
+def apply_spatial(compose: A.Compose, sample: dict, seed: int) -> dict:
+    """Stage 1 on a checked raw sample; returns a new raw sample."""
+    out = reseed(compose, seed)(image=sample["bg"], **{k: sample[k] for k in KEYS[1:4]})
+    return {"bg": out["image"], **{k: out[k] for k in KEYS[1:4]}, "id": sample["id"]}
+
+
+def apply_photometric(compose: A.Compose, sample: dict, seed: int) -> dict:
+    """Stage 3 on a raw sample: bg and fg_bg change together; mask and depth are passed through."""
+    out = reseed(compose, seed)(image=sample["bg"], fg_bg=sample["fg_bg"])
+    return {**sample, "bg": out["image"], "fg_bg": out["fg_bg"]}
+
+
+def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray, norm: bool = True) -> dict:
+    out = {"id": raw["id"]}
+    for key in ("bg", "fg_bg"):
+        # uint8 to CHW first: converting the strided HWC view to float is ~3x slower
+        img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1).contiguous()
+        out[key] = normalize(img, *norm_constants(mean, std)) if norm else img
+    mask = torch.from_numpy(np.ascontiguousarray(raw["mask"])).unsqueeze(0)
+    out["mask"] = mask.float() if norm else mask
+    out["depth"] = torch.from_numpy(np.ascontiguousarray(raw["depth"])).float().unsqueeze(0)
+    return out
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, np.ndarray):
+        return f"{x.dtype} {x.shape}"
+    return type(x).__name__
+
+
+# ---------------------------------------------------------------------------------------------------
+# The callable a dataset holds
+
+
+class QuartetTransform:
+    """``transform(raw_sample, seed=None) -> tensor sample``; ``augment`` stops before tensors.
+
+    ``seed`` may be an int >= 0 or a ``numpy.random.Generator`` (one int is drawn from it). In val
+    and test the seed is ignored: perturbations, if any, are keyed on ``cfg.seed`` and the sample id.
+    Not thread-safe (the albumentations pipelines are reseeded per call); processes are fine.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        size: int,
+        cfg: AugConfig = DEFAULT_AUG,
+        stats: dict | None = None,
+        normalize: bool = True,
+    ):
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+        if not isinstance(size, (int, np.integer)) or size < 8:
+            raise ValueError(f"size: expected an int >= 8 (square images), got {size!r}")
+        self.split, self.size, self.cfg, self.stats = split, int(size), cfg, stats
+        self.mean, self.std = check_stats(stats)
+        self.normalize = normalize
+        train = split == "train"
+        self.spatial = build_spatial(cfg, self.size, randomise=train and cfg.spatial)
+        self.photometric = build_photometric(cfg) if train and cfg.photometric else None
+        use_realism = cfg.realism and (train or cfg.eval_realism)
+        self.realism = build_realism(cfg, self.size) if use_realism else None
+        on = {"spatial": train and cfg.spatial, "realism": use_realism, "photometric": train}
+        self.groups = tuple(
+            g for g in ("spatial", "realism", "photometric") if on[g] and getattr(cfg, g)
+        )
+        self._rng: np.random.Generator | None = None
+        self._rng_key: object = ()
+
+    def __call__(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
+        return _to_tensors(self.augment(sample, seed), self.mean, self.std, self.normalize)
+
+    def augment(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
+        """The augmented raw sample (uint8 images, ``(H, W)`` mask and depth) at ``size``."""
+        sample = check_sample(sample)
+        s_spatial, s_realism, s_photo = np.random.SeedSequence(
+            self._seed(sample, seed)
+        ).generate_state(3)
+        out = apply_spatial(self.spatial, sample, int(s_spatial))
+        if self.realism is not None:
+            out = apply_realism(out, self.realism, self.cfg, int(s_realism))
+        if self.photometric is not None:
+            out = apply_photometric(self.photometric, out, int(s_photo))
+        return out
+
+    def _seed(self, sample: dict, seed: int | np.random.Generator | None) -> int:
+        if self.split != "train":  # repeatable evaluation: the same perturbation for the same id
+            return int(
+                np.random.SeedSequence(
+                    [self.cfg.seed, zlib.crc32(str(sample["id"]).encode())]
+                ).generate_state(1)[0]
+            )
+        if isinstance(seed, np.random.Generator):
+            return int(seed.integers(2**63))
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(
+                    f"seed: expected an int >= 0, a numpy Generator or None, got {seed!r}"
+                )
+            return int(seed)
+        info = get_worker_info()
+        key = None if info is None else info.seed  # differs per worker and per epoch
+        if self._rng is None or key != self._rng_key:
+            self._rng = np.random.default_rng([self.cfg.seed] + ([] if key is None else [key]))
+            self._rng_key = key
+        return int(self._rng.integers(2**63))
+
+    def __repr__(self) -> str:
+        return f"QuartetTransform({self.split!r}, {self.size}, groups={self.groups})"
+
+
+def get_transforms(
+    split: str,
+    size: int,
+    cfg: AugConfig = DEFAULT_AUG,
+    stats: dict | None = None,
+    normalize: bool = True,
+) -> QuartetTransform:
+    """The transform of a split at ``size`` px; ``stats`` is the dataset's stats.json dict
+    (``{"mean": [r, g, b], "std": [r, g, b]}`` in [0, 1] units), None for ImageNet's;
+    ``normalize=False``: uint8 images and mask, for ``normalize`` to finish per batch."""
+    return QuartetTransform(split, size, cfg, stats, normalize)

@@ -1,0 +1,317 @@
+"""Reading quartets: ``QuartetDataset`` over a dataset folder, a ``.zip`` (read in place), a course
+dataset (bg/, fg_bg/, mask/, depth/ folders, course.py), or a synthetic source with no disk at all; and
+``download`` for a dataset zip on Google Drive.
+
+A raw sample (``QuartetDataset.raw``) is numpy: ``bg``/``fg_bg`` uint8 ``(H, W, 3)``, ``mask`` uint8
+``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1], ``id`` str. ``dataset[i]`` passes it through
+``transform`` (transforms.py), or, with none, returns float tensors ``bg``/``fg_bg`` ``(3, H, W)`` in
+[0, 1], ``mask``/``depth`` ``(1, H, W)``. Writing datasets is ``make_dataset`` in datagen.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..composite import Placement, paste
+from ..config import DataConfig, from_dict
+from ..storage import DatasetError, Store, decode_depth, decode_image, decode_mask
+from .course import check_problems, pair_course
+from .course_decode import CourseDecoder
+from .course_layout import find_layout, is_course_dataset
+from .sources import SPLITS, SampleKey, SyntheticSource, sample_keys
+
+MANIFEST_COLUMNS = (
+    "id",
+    "split",
+    "bg",
+    "fg",
+    "x",
+    "y",
+    "scale",
+    "flip",
+    "fg_z",
+    "source",
+    "fg_bg",
+    "mask",
+    "depth",
+)
+
+
+def to_tensors(raw: dict) -> dict:
+    """A raw numpy sample as float tensors: images ``(3, H, W)`` in [0, 1], mask and depth ``(1, H, W)``."""
+    return {
+        "bg": torch.from_numpy(raw["bg"]).permute(2, 0, 1).float().div_(255),
+        "fg_bg": torch.from_numpy(raw["fg_bg"]).permute(2, 0, 1).float().div_(255),
+        "mask": torch.from_numpy(raw["mask"]).float()[None],
+        "depth": torch.from_numpy(np.ascontiguousarray(raw["depth"], np.float32))[None],
+        "id": raw["id"],
+    }
+
+
+class QuartetDataset(torch.utils.data.Dataset):
+    """(bg, fg_bg, mask, depth) quartets of one split.
+
+    ``QuartetDataset(path, split)`` reads a dataset folder or zip written by ``make_dataset``, or a
+    course dataset with the default settings of ``QuartetDataset.course``, which takes options.
+    ``QuartetDataset.synthetic(cfg, split)`` renders samples on the fly.
+    Splits are by background: no background appears in two splits. Safe with DataLoader workers.
+    """
+
+    _decoder: CourseDecoder | None = None  # set for course datasets: their masks and depth vary
+
+    def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None):
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        if is_course_dataset(root):
+            self.__dict__.update(QuartetDataset.course(root, split, transform).__dict__)
+            return
+        self.store = Store(root)
+        self.split, self.transform = split, transform
+        self.info = self._read_stats()
+        self.config = from_dict(DataConfig, self.info["config"]) if "config" in self.info else None
+        rows = read_manifest(self.store)
+        self.rows = rows if split == "all" else [r for r in rows if r["split"] == split]
+        self._check_files()
+        self._source = (
+            SyntheticSource(self.config)
+            if self.config and self.info.get("source") == "synthetic"
+            else None
+        )
+        self._keys: list[SampleKey] | None = None
+
+    @classmethod
+    def synthetic(
+        cls,
+        cfg: DataConfig = DataConfig(),
+        split: str = "train",
+        transform: Callable | None = None,
+        fg_dir: str | Path | None = None,
+    ) -> QuartetDataset:
+        """Samples rendered on demand from procedural rooms (no disk); same keys and splits as on disk."""
+        self = cls.__new__(cls)
+        self.store, self.split, self.transform = None, split, transform
+        self._source = SyntheticSource(cfg, fg_dir)
+        self._keys = sample_keys(self._source.n_bg, self._source.n_fg, cfg, split)
+        self.config, self.rows = cfg, None
+        self.info = {"source": "synthetic", "config": None}
+        return self
+
+    @classmethod
+    def course(
+        cls,
+        root: str | Path,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        pairing=None,
+        folders: dict[str, str] | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        invert_depth: bool = False,
+        strict: bool = True,
+    ) -> QuartetDataset:
+        """A course dataset (a folder or one zip with bg/, fg_bg/, mask/, depth/ folders): course.py.
+
+        ``pairing`` maps composites to backgrounds (None: the "bg<number>" in their names; a regex, a
+        function or a CSV); ``folders`` names folders the defaults miss (``{"mask": "Masks"}``);
+        splits by background from ``seed`` and the fractions; ``invert_depth`` for maps where near is
+        bright. ``strict``: incomplete samples are an error (else left out with a warning).
+        """
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        layout = find_layout(root, folders)
+        rows, problems = pair_course(
+            layout, pairing, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+        )
+        check_problems(root, problems, strict)
+        return cls.from_course_rows(layout, rows, split, transform, CourseDecoder(invert_depth))
+
+    @classmethod
+    def from_course_rows(cls, layout, rows, split, transform, decoder) -> QuartetDataset:
+        """The dataset of rows that ``course.pair_course`` made from ``layout``."""
+        self = cls.__new__(cls)
+        self.store, self.split, self.transform = layout.store, split, transform
+        self.rows = rows if split == "all" else [r for r in rows if r["split"] == split]
+        self.info = {"source": "course", "layout": "course", "folders": layout.folders}
+        self.config, self._source, self._keys = None, None, None
+        self._decoder = decoder
+        return self
+
+    # -- indexing ----------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._keys) if self._keys is not None else len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        raw = self.raw(i)
+        return self.transform(raw) if self.transform is not None else to_tensors(raw)
+
+    @property
+    def ids(self) -> list[str]:
+        return (
+            [k.id for k in self._keys] if self._keys is not None else [r["id"] for r in self.rows]
+        )
+
+    @property
+    def stats(self) -> dict | None:
+        """Per-channel ``{"mean": [r, g, b], "std": [r, g, b]}`` in [0, 1] units, from stats.json."""
+        return self.info.get("stats")
+
+    def raw(self, i: int) -> dict:
+        """Sample ``i`` as numpy arrays (see the module docstring)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for a dataset of {len(self)}")
+        if self._keys is not None:
+            s = self._source.sample(self._keys[i])
+            return {k: s[k] for k in ("bg", "fg_bg", "mask", "depth", "id")}
+        return self._read_row(self.rows[i])
+
+    # -- reading a stored tree ---------------------------------------------------------------------
+
+    def _read_stats(self) -> dict:
+        if not self.store.exists("stats.json"):
+            return {}
+        try:
+            return json.loads(self.store.read("stats.json"))
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{self.store.name('stats.json')}: not valid JSON ({e})") from e
+
+    def _check_files(self) -> None:
+        """Every file a manifest row names must exist: fail now, not in the middle of an epoch."""
+        present = self.store.listing()
+        for row in self.rows:
+            for col in ("bg", "fg", "fg_bg", "mask", "depth"):
+                rel = row[col]
+                if rel and rel not in present:
+                    raise DatasetError(
+                        f"{self.store.name('manifest.csv')}: row {row['id']!r} names {col} file "
+                        f"{rel!r}, which is missing from the dataset"
+                    )
+
+    def _read_row(self, row: dict) -> dict:
+        read = self.store.read
+        read_depth, read_mask = (
+            (self._decoder.depth, self._decoder.mask)
+            if self._decoder
+            else (decode_depth, decode_mask)
+        )
+        bg = decode_image(read(row["bg"]), self.store.name(row["bg"]))
+        depth = read_depth(read(row["depth"]), self.store.name(row["depth"]))
+        if row["fg_bg"]:  # full layout: everything is on disk
+            fg_bg = decode_image(read(row["fg_bg"]), self.store.name(row["fg_bg"]))
+            mask = read_mask(read(row["mask"]), self.store.name(row["mask"]))
+        else:  # lazy layout: composite again from bg + fg + placement
+            fg = decode_image(read(row["fg"]), self.store.name(row["fg"]), "RGBA")
+            placement = Placement(
+                int(row["x"]), int(row["y"]), float(row["scale"]), row["flip"] == "1"
+            )
+            if (
+                row["fg_z"] and self._source is not None
+            ):  # depth/ holds the background's exact depth
+                fg_bg, mask, depth = self._source.recompose(
+                    bg, depth, fg, placement, float(row["fg_z"])
+                )
+            else:
+                fg_bg, mask = paste(bg, fg, placement)
+        _check_sizes(row["id"], bg=bg, fg_bg=fg_bg, mask=mask, depth=depth)
+        return {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth, "id": row["id"]}
+
+
+def read_manifest(store: Store) -> list[dict]:
+    """Rows of manifest.csv as dicts; a missing manifest or missing columns is a ``DatasetError``."""
+    if not store.exists("manifest.csv"):
+        hint = (
+            " (an interrupted make_dataset? run it again to finish)"
+            if store.exists(".progress")
+            else ""
+        )
+        raise DatasetError(
+            f"{store.name('manifest.csv')}: missing; not an eva_depthmask dataset{hint}"
+        )
+    text = store.read("manifest.csv").decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise DatasetError(f"{store.name('manifest.csv')}: missing columns {sorted(missing)}")
+    return list(reader)
+
+
+def write_manifest_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+class SizeMismatchError(DatasetError):
+    """The images of one sample differ in size."""
+
+
+def _check_sizes(sample_id: str, **arrays: np.ndarray) -> None:
+    shapes = {k: v.shape[:2] for k, v in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        sizes = ", ".join(f"{k} {h}x{w}" for k, (h, w) in shapes.items())
+        raise SizeMismatchError(f"sample {sample_id!r}: images of different sizes ({sizes})")
+
+
+def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
+    """Fetch a dataset zip from Google Drive (a share link or a file id) to ``dest`` with gdown.
+
+    An existing valid dataset at ``dest`` is kept (no download). The file is fetched under a temporary
+    name and checked to be a dataset (ours, or a course layout) before it takes ``dest``'s name.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        _check_dataset(dest)
+        return dest
+    import gdown  # only needed here; keeps import of this module light
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.part")
+    kwargs = {"url": url_or_id} if "/" in url_or_id else {"id": url_or_id}
+    if "/" in url_or_id and "fuzzy" in inspect.signature(gdown.download).parameters:
+        kwargs["fuzzy"] = True  # gdown 5 reads share links only when asked; gdown 6 always does
+    try:
+        got = gdown.download(output=str(part), quiet=quiet, **kwargs)
+    except Exception as e:  # gdown raises many kinds: network, permission, HTML instead of a file
+        part.unlink(missing_ok=True)
+        raise DatasetError(
+            f"could not download {url_or_id!r} ({type(e).__name__}: {e}); check the link is shared "
+            "with 'anyone with the link' and that this machine is online"
+        ) from e
+    if got is None or not part.exists():
+        raise DatasetError(f"could not download {url_or_id!r}: gdown returned nothing")
+    try:
+        _check_dataset(part)
+    except DatasetError as e:
+        with open(part, "rb") as f:
+            head = f.read(512).lstrip().lower()
+        part.unlink(missing_ok=True)
+        why = (
+            "Google Drive sent a web page, not the file: is the link shared with 'anyone with "
+            "the link', and is the file's download quota not exceeded?"
+            if head.startswith((b"<!doctype html", b"<html"))
+            else str(e).replace(str(part), "the file")
+        )
+        raise DatasetError(
+            f"{url_or_id!r}: downloaded, but not a dataset; {dest} not written ({why})"
+        ) from e
+    os.replace(part, dest)
+    return dest
+
+
+def _check_dataset(path: Path) -> None:
+    """A DatasetError unless ``path`` is an eva_depthmask dataset or a course dataset."""
+    if not is_course_dataset(path):
+        read_manifest(Store(path))

@@ -1,0 +1,207 @@
+"""What training reads, in an order that a resumed run can reproduce exactly.
+
+Exact resume needs every source of randomness in the data to be a function of where the run is, not
+of how it got there. So the order of an epoch is a permutation seeded by ``(seed, stage, epoch)``, a
+resumed epoch starts at its next batch, and each sample's augmentation is seeded by
+``(seed, stage, epoch, index)`` — independent of DataLoader workers and of where the run was stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..augment.transforms import get_transforms, sample_seed
+from ..config import AugConfig, DataConfig, to_dict
+from ..data.dataset import QuartetDataset
+from .samplecache import SampleCache
+
+STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json
+
+
+def epoch_order(n: int, seed: int, stage: int, epoch: int) -> np.ndarray:
+    """The sample order of one epoch: a permutation of ``range(n)`` fixed by its seed and position."""
+    return np.random.default_rng([seed, stage, epoch, 0xE90C]).permutation(n)
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch for one process, from batch ``start_batch`` on.
+
+    Every process takes every ``world``-th index of the epoch order, trimmed so that each gets the same
+    whole number of batches. Indices carry the epoch as ``epoch_tag * n + index`` so a dataset in a
+    persistent worker knows which epoch's augmentation to draw (see ``SeededSamples``).
+    """
+
+    def __init__(self, n, seed, stage, epoch, batch_size, start_batch=0, rank=0, world=1):
+        self.order = epoch_order(n, seed, stage, epoch)
+        self.n, self.tag = n, stage * 100_000 + epoch
+        self.batches = n // (batch_size * world)
+        mine = self.order[: self.batches * batch_size * world][rank::world]
+        self.indices = mine[start_batch * batch_size :]
+
+    def __iter__(self):
+        return iter((self.tag * self.n + self.indices).tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@contextmanager
+def opencv_threads(n: int | None):
+    """OpenCV on ``n`` threads in this process while the block runs (None: leave it), restored after.
+
+    Set in the parent, because DataLoader workers are forked from it and inherit the setting: with
+    OpenCV's default each of N workers runs a thread per core, and setting it inside a forked worker
+    can hang on the parent's thread pool."""
+    if n is None:
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(device: torch.device, world: int = 1) -> int:
+    """DataLoader workers of each of ``world`` processes. On a GPU, every core of the process's
+    share but the one that drives its GPU: at 224 px the loader, not the GPU, can set the pace
+    (benchmarks/bench_fit_workers.py). On a CPU none: loading runs in-process between steps and every
+    core trains (on 2 cores at 64 px, 319 images/s in the second epoch against 249 for 1 thread + 1
+    worker; a worker beside 2 threads stalls the OpenMP threads it shares a core with; README,
+    Training). Either way decoded samples stay cached across epochs (``TrainConfig.cache_mb``)."""
+    return max(cores() // world - 1, 0) if device.type == "cuda" else 0
+
+
+def train_loader(
+    dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, pin_memory: bool
+) -> DataLoader:
+    """The DataLoader of one training epoch, as fit() builds it (whole batches only)."""
+    return DataLoader(
+        dataset,
+        batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        generator=torch.Generator(),  # keeps the global RNG untouched
+    )
+
+
+def eval_batches(
+    dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False
+) -> Iterator[dict]:
+    """The batches of a val or test dataset, in order, read by ``workers`` processes (0: this one)."""
+    with opencv_threads(1 if workers else None):
+        yield from DataLoader(dataset, batch_size, num_workers=workers, pin_memory=pin_memory)
+
+
+class SeededSamples(Dataset):
+    """A QuartetDataset whose augmentation is seeded per (run seed, epoch tag, index).
+
+    With ``cache_mb`` > 0, decoded raw samples are kept as they are first read, until they fill
+    ``cache_mb`` MiB, in memory that the DataLoader workers of every epoch share (``SampleCache``):
+    later epochs skip the file reading and decoding, with workers or without.
+    """
+
+    def __init__(self, base: QuartetDataset, transform, seed: int, cache_mb: float = 0):
+        self.base, self.transform, self.seed = base, transform, seed
+        self.cache = None
+        if cache_mb > 0 and len(base):
+            first = base.raw(0)
+            self.cache = SampleCache(len(base), first, int(cache_mb * 2**20))
+            self.cache.put(0, first)
+        self.ids = base.ids  # built once: a cached sample still needs its id (it seeds transforms)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, tagged: int) -> dict:
+        tag, index = divmod(int(tagged), len(self.base))
+        return self.transform(self.raw(index), seed=sample_seed(self.seed, tag, index))
+
+    def raw(self, index: int) -> dict:
+        """Raw sample ``index``, from the cache when it is there."""
+        held = self.cache.get(index) if self.cache is not None else None
+        if held is not None:
+            return {**held, "id": self.ids[index]}
+        raw = self.base.raw(index)
+        if self.cache is not None:
+            self.cache.put(index, raw)
+        return raw
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What fit() trains on: a dataset folder or zip, or synthetic settings; and the augmentation.
+
+    ``dataset(split, size)`` gives tensor samples at ``size`` px: a stored dataset is resized by the
+    transform, a synthetic one is rendered at that size. Normalisation uses the dataset's stats.json,
+    or an estimate from its first train samples.
+    """
+
+    source: str | Path | DataConfig = DataConfig()
+    aug: AugConfig = AugConfig()
+    fg_dir: str | None = None  # synthetic only: the user's cut-outs instead of sprites
+
+    def raw(self, split: str, size: int) -> QuartetDataset:
+        if isinstance(self.source, DataConfig):
+            return QuartetDataset.synthetic(
+                replace(self.source, size=size), split, fg_dir=self.fg_dir
+            )
+        return QuartetDataset(self.source, split)
+
+    def stats(self) -> dict:
+        """Per-channel ``{"mean", "std"}`` of the train images, in [0, 1] units."""
+        ds = self.raw("train", self.source.size if isinstance(self.source, DataConfig) else 64)
+        return ds.stats or estimate_stats(ds)
+
+    def dataset(
+        self,
+        split: str,
+        size: int,
+        seed: int = 0,
+        stats: dict | None = None,
+        cache_mb: float = 0,
+        normalize: bool = True,
+    ) -> Dataset:
+        """Tensor samples of ``split`` at ``size`` px; for "train", seeded per epoch and index
+        (``SeededSamples``, whose in-memory cache of decoded samples holds up to ``cache_mb`` MiB).
+        ``normalize=False``: uint8 images and mask, as fit() loads them (transforms.normalize)."""
+        ds = self.raw(split, size)
+        transform = get_transforms(split, size, self.aug, stats or self.stats(), normalize)
+        if split == "train":
+            return SeededSamples(ds, transform, seed, cache_mb)
+        ds.transform = transform
+        return ds
+
+    def describe(self) -> dict:
+        src = to_dict(self.source) if isinstance(self.source, DataConfig) else str(self.source)
+        return {"source": src, "aug": to_dict(self.aug), "fg_dir": self.fg_dir}
+
+
+def estimate_stats(ds: QuartetDataset, n: int = STATS_SAMPLES) -> dict:
+    """Mean and std per channel over bg and fg_bg of ``n`` evenly spread samples (deterministic)."""
+    picks = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
+    pixels = np.concatenate(
+        [np.concatenate([r["bg"], r["fg_bg"]]).reshape(-1, 3) for r in map(ds.raw, picks.tolist())]
+    )
+    x = pixels.astype(np.float64) / 255
+    return {
+        "mean": x.mean(0).round(6).tolist(),
+        "std": np.maximum(x.std(0), 1e-6).round(6).tolist(),
+    }
