@@ -33,7 +33,8 @@ import torch
 from eva_depthmask.apps.demo import PLANS
 from eva_depthmask.config import AugConfig
 from eva_depthmask.data.datagen import make_dataset
-from eva_depthmask.training.loaders import EpochSampler, TrainData, opencv_threads, train_loader
+from eva_depthmask.training.loaders import TrainData, opencv_threads, train_loader
+from eva_depthmask.training.sampler import EpochSampler
 
 RESULTS = Path(__file__).parent / "results" / "bench_loader.json"
 WARM_BATCHES = 3  # not timed: worker start-up and the first prefetches

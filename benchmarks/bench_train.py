@@ -26,7 +26,8 @@ from eva_depthmask.config import DataConfig, TrainConfig, to_dict
 from eva_depthmask.losses import DepthMaskLoss
 from eva_depthmask.nets.depthmasknet import DepthMaskNet
 from eva_depthmask.training import checkpoint as ckpt
-from eva_depthmask.training.fit import fit, pick_device
+from eva_depthmask.training.devices import pick_device
+from eva_depthmask.training.fit import fit
 from eva_depthmask.training.loaders import TrainData
 from eva_depthmask.training.precision import autocast
 from eva_depthmask.training.runlog import read_log

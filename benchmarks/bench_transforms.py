@@ -26,14 +26,9 @@ import cv2
 import numpy as np
 import torch
 
+from eva_depthmask.augment.normalize import check_sample, to_tensor_sample
+from eva_depthmask.augment.quartet import apply_photometric, apply_spatial, get_transforms
 from eva_depthmask.augment.realism import apply_realism
-from eva_depthmask.augment.transforms import (
-    apply_photometric,
-    apply_spatial,
-    check_sample,
-    get_transforms,
-    to_tensor_sample,
-)
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.dataset import QuartetDataset
 

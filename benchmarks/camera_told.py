@@ -40,15 +40,16 @@ import torch
 from torch import Tensor, nn
 
 from eva_depthmask.apps.demo import PLANS
-from eva_depthmask.augment.transforms import check_stats, norm_constants, normalize
+from eva_depthmask.augment.normalize import check_stats, norm_constants, normalize
 from eva_depthmask.config import AugConfig, LossConfig
 from eva_depthmask.data.dataset import QuartetDataset
 from eva_depthmask.losses import DepthMaskLoss
 from eva_depthmask.metrics import MetricAccumulator
 from eva_depthmask.nets.registry import build_model
-from eva_depthmask.training.loaders import EpochSampler, TrainData, eval_batches, train_loader
+from eva_depthmask.training.loaders import TrainData, eval_batches, train_loader
 from eva_depthmask.training.optim import make_optimizer, make_scheduler
 from eva_depthmask.training.precision import autocast, precision_name
+from eva_depthmask.training.sampler import EpochSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # a sibling script, not a package
 from scale_factors import (  # noqa: E402

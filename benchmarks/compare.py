@@ -41,11 +41,13 @@ import torch  # noqa: E402
 from eva_depthmask.apps.demo import PLANS  # noqa: E402
 from eva_depthmask.config import AugConfig, DataConfig, LossConfig, TrainConfig, to_dict  # noqa: E402
 from eva_depthmask.data.datagen import make_dataset  # noqa: E402
-from eva_depthmask.evaluation.evaluate import fit_difference_threshold, robustness_sweep  # noqa: E402
+from eva_depthmask.evaluation.difference import fit_difference_threshold  # noqa: E402
+from eva_depthmask.evaluation.robustness import robustness_sweep  # noqa: E402
 from eva_depthmask.losses import DepthMaskLoss  # noqa: E402
 from eva_depthmask.nets.registry import MODELS, build_model  # noqa: E402
 from eva_depthmask.nets.summary import model_summary  # noqa: E402
-from eva_depthmask.training.fit import fit, pick_device  # noqa: E402
+from eva_depthmask.training.devices import pick_device  # noqa: E402
+from eva_depthmask.training.fit import fit  # noqa: E402
 from eva_depthmask.training.loaders import TrainData  # noqa: E402
 from eva_depthmask.training.precision import autocast, precision_name  # noqa: E402
 from eva_depthmask.training.runlog import read_log  # noqa: E402

@@ -30,7 +30,8 @@ import numpy as np
 
 from eva_depthmask.config import SceneConfig
 from eva_depthmask.data.dataset import QuartetDataset
-from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.evaluation.evaluate import evaluate
+from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.storage import DatasetError
 from eva_depthmask.synth.furniture import FRONT_WALL_GAP_M
 from eva_depthmask.synth.scenes import CEILING_GAP_M, room_camera

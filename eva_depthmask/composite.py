@@ -210,7 +210,7 @@ def paste(
     """Paste ``fg`` (h, w, 4) onto ``bg`` (H, W, 3) at ``placement``: returns ``(fg_bg, mask)``.
 
     ``visible`` (H, W) bool, optional: where the foreground is not hidden by something in front of it
-    (scenes.py derives it from depth); the mask then covers the visible part only.
+    (synth/scenes.py derives it from depth); the mask then covers the visible part only.
     """
     if bg.ndim != 3 or bg.shape[2] != 3 or bg.dtype != np.uint8:
         raise ValueError(f"bg: expected uint8 (H, W, 3), got {bg.dtype} {bg.shape}")

@@ -107,7 +107,7 @@ def atomic_write(path: str | Path, data: bytes, durable: bool = True) -> None:
     ``durable``, fsynced, and the file is renamed over ``path``. On any error the temporary file is
     removed and ``path`` is untouched. Without the fsync the rename still protects against a killed
     process; only a machine that goes down before the kernel writes the bytes back can leave an empty
-    file (chunks.py checks for those when make_dataset resumes). A fsync per sample file made
+    file (data/chunks.py checks for those when make_dataset resumes). A fsync per sample file made
     make_dataset a quarter slower at 64 px (benchmarks/README.md, G2).
     """
     path = Path(path)
@@ -209,7 +209,7 @@ class Store:
 
     def __init__(self, root: str | Path, prefix: str | None = None):
         """``prefix``: the folder inside a zip that holds the tree ("" or "name/"); by default the one
-        holding manifest.csv. Course datasets (course.py) find theirs by their folder names."""
+        holding manifest.csv. Course datasets (data/course.py) find theirs by their folder names."""
         self.root = Path(root)
         if not self.root.exists():
             raise DatasetError(f"{self.root}: no such dataset folder or zip")

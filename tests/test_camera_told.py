@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from eva_depthmask.config import AugConfig
-from eva_depthmask.data.dataset import read_manifest
+from eva_depthmask.data.manifest import read_manifest
 from eva_depthmask.metrics import EPS
 from eva_depthmask.nets.fusion import FUSION_CHANNELS
 from eva_depthmask.nets.registry import build_model

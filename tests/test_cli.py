@@ -20,7 +20,8 @@ from PIL import Image
 
 from eva_depthmask.apps.cli import main
 from eva_depthmask.config import DataConfig
-from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.evaluation.evaluate import evaluate
+from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.nets.registry import build_model
 from eva_depthmask.training import checkpoint as ckpt
 from eva_depthmask.training.loaders import TrainData

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.evaluation.evaluate import evaluate
+from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.nets.registry import build_model
 from eva_depthmask.training.loaders import TrainData
 from eva_depthmask.training.runlog import read_log

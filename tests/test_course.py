@@ -14,7 +14,8 @@ from PIL import Image
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.course import index_course_dataset, match_key
 from eva_depthmask.data.datagen import make_dataset
-from eva_depthmask.data.dataset import QuartetDataset, SizeMismatchError, download
+from eva_depthmask.data.dataset import QuartetDataset, SizeMismatchError
+from eva_depthmask.data.download import download
 from eva_depthmask.data.sources import split_backgrounds
 from eva_depthmask.data.validation import validate_dataset
 from eva_depthmask.storage import DatasetError

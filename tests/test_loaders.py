@@ -10,20 +10,15 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from eva_depthmask.augment.normalize import check_stats, norm_constants, normalize
+from eva_depthmask.augment.quartet import sample_seed
 from eva_depthmask.augment.realism import PERTURBATIONS
-from eva_depthmask.augment.transforms import check_stats, norm_constants, normalize, sample_seed
 from eva_depthmask.config import AugConfig, DataConfig
 from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.storage import DatasetError
-from eva_depthmask.training.loaders import (
-    EpochSampler,
-    TrainData,
-    epoch_order,
-    eval_batches,
-    opencv_threads,
-    train_loader,
-)
+from eva_depthmask.training.loaders import TrainData, eval_batches, opencv_threads, train_loader
 from eva_depthmask.training.samplecache import SampleCache
+from eva_depthmask.training.sampler import EpochSampler, epoch_order
 
 DATA = DataConfig(size=32, n_bg=6, n_fg=2, placements=1)
 # every augmentation fires, so a transform that wrote into its input would show

@@ -25,7 +25,8 @@ from PIL import Image
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.dataset import QuartetDataset
 from eva_depthmask.data.sources import SampleKey
-from eva_depthmask.evaluation.evaluate import Predictor, evaluate
+from eva_depthmask.evaluation.evaluate import evaluate
+from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.training import checkpoint
 from eva_depthmask.training.loaders import TrainData
 

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from eva_depthmask.config import SceneConfig, TrainConfig
-from eva_depthmask.data.dataset import read_manifest
-from eva_depthmask.evaluation.evaluate import Predictor
+from eva_depthmask.data.manifest import read_manifest
+from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.metrics import EPS
 from eva_depthmask.nets.registry import build_model
 from eva_depthmask.storage import DatasetError, Store

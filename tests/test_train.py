@@ -159,7 +159,7 @@ def test_torchrun_two_processes_reduce_metrics_across_ranks(tmp_path):
     sys.path.insert(0, str(JOB.parent))
     from train_job import DATA, model
 
-    from eva_depthmask.training.fit import validate
+    from eva_depthmask.training.val_metrics import validate
 
     net = model(8)
     net.load_state_dict(torch.load(tmp_path / "final.pt", weights_only=True))
@@ -181,7 +181,8 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
 def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
     from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
     from eva_depthmask.nets.depthmasknet import DepthMaskNet
-    from eva_depthmask.training.fit import cores, default_threads, default_workers, fit
+    from eva_depthmask.training.devices import default_threads
+    from eva_depthmask.training.fit import cores, default_workers, fit
     from eva_depthmask.training.loaders import TrainData
 
     before = torch.get_num_threads()

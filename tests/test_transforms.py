@@ -1,4 +1,4 @@
-"""transforms.py + realism.py on composites built here: a random-texture bg, a soft RGBA blob pasted
+"""augment: quartet.py, normalize.py + realism.py on composites built here: a random-texture bg, a soft RGBA blob pasted
 with composite.paste, and a depth map whose values inside and outside the object are known."""
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from eva_depthmask.augment.realism import PERTURBATIONS, cast_shadow, single_perturbation
-from eva_depthmask.augment.transforms import (
+from eva_depthmask.augment.normalize import (
     check_sample,
     denormalize,
-    get_transforms,
-    sample_seed,
     to_numpy_sample,
     to_tensor_sample,
 )
+from eva_depthmask.augment.quartet import get_transforms, sample_seed
+from eva_depthmask.augment.realism import PERTURBATIONS, cast_shadow, single_perturbation
 from eva_depthmask.composite import Placement, paste
 from eva_depthmask.config import AugConfig, from_dict, robustness_preset, to_dict
 

@@ -17,7 +17,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Subset
 
-from ..evaluation.evaluate import evaluate, predict, predictions
+from ..evaluation.evaluate import evaluate, predictions
+from ..evaluation.predictor import predict
 from ..training.loaders import TrainData
 from .viz import DEPTH_CMAP, prediction_grid
 

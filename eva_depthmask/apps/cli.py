@@ -117,7 +117,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ..evaluation.evaluate import Predictor, evaluate, robustness_sweep
+    from ..evaluation.evaluate import evaluate
+    from ..evaluation.predictor import Predictor
+    from ..evaluation.robustness import robustness_sweep
     from ..training.loaders import TrainData
 
     predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
@@ -149,7 +151,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from matplotlib import colormaps
     from PIL import Image
 
-    from ..evaluation.evaluate import Predictor
+    from ..evaluation.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     out = predictor(args.bg, args.fg_bg)

@@ -16,7 +16,8 @@ import torch
 
 from ..config import AugConfig, DataConfig, LossConfig, TrainConfig, to_dict
 from ..data.datagen import make_dataset
-from ..evaluation.evaluate import evaluate, predictions, robustness_sweep
+from ..evaluation.evaluate import evaluate, predictions
+from ..evaluation.robustness import robustness_sweep
 from ..losses import DepthMaskLoss
 from ..nets.registry import build_model
 from ..nets.tta import FlipAverage

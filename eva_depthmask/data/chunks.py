@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config import DataConfig, diff, from_dict, to_dict
 from ..storage import DatasetError, atomic_write
 from . import photogen
-from .dataset import MANIFEST_COLUMNS
+from .manifest import MANIFEST_COLUMNS
 from .sources import SampleKey
 
 CHUNK_SAMPLES = 256  # samples per unit of resumable work

@@ -23,7 +23,7 @@ Pairing a composite with its background (``pairing``):
 Splits are by background, shuffled by ``seed`` exactly like generated datasets (sources.py), unless
 the CSV gives them. Masks and depth maps are decoded by course_decode.py (JPEG masks re-binarised,
 3-channel depth converted, other depth encodings normalised with a warning naming the file).
-``validate_dataset`` (validate.py) lists every problem before training.
+``validate_dataset`` (validation.py) lists every problem before training.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from ..config import DataConfig, to_dict
 from ..storage import atomic_write, encode_depth, encode_image, encode_mask, zip_folder
 from . import photogen
 from .chunks import prepare, read_rows, record, save_rows, split_chunks, unfinished
-from .dataset import QuartetDataset, write_manifest_text
+from .dataset import QuartetDataset
+from .manifest import write_manifest_text
 from .sources import ImageFolders, SampleKey, SyntheticSource, sample_keys, split_backgrounds
 
 FORMAT_VERSION = 1

@@ -1,20 +1,16 @@
 """Reading quartets: ``QuartetDataset`` over a dataset folder, a ``.zip`` (read in place), a course
-dataset (bg/, fg_bg/, mask/, depth/ folders, course.py), or a synthetic source with no disk at all; and
-``download`` for a dataset zip on Google Drive.
+dataset (bg/, fg_bg/, mask/, depth/ folders, course.py), or a synthetic source with no disk at all
+(``download`` in download.py fetches a dataset zip from Google Drive).
 
 A raw sample (``QuartetDataset.raw``) is numpy: ``bg``/``fg_bg`` uint8 ``(H, W, 3)``, ``mask`` uint8
 ``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1], ``id`` str. ``dataset[i]`` passes it through
-``transform`` (transforms.py), or, with none, returns float tensors ``bg``/``fg_bg`` ``(3, H, W)`` in
+``transform`` (augment/quartet.py), or, with none, returns float tensors ``bg``/``fg_bg`` ``(3, H, W)`` in
 [0, 1], ``mask``/``depth`` ``(1, H, W)``. Writing datasets is ``make_dataset`` in datagen.py.
 """
 
 from __future__ import annotations
 
-import csv
-import inspect
-import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,23 +23,8 @@ from ..storage import DatasetError, Store, decode_depth, decode_image, decode_ma
 from .course import check_problems, pair_course
 from .course_decode import CourseDecoder
 from .course_layout import find_layout, is_course_dataset
+from .manifest import read_manifest
 from .sources import SPLITS, SampleKey, SyntheticSource, sample_keys
-
-MANIFEST_COLUMNS = (
-    "id",
-    "split",
-    "bg",
-    "fg",
-    "x",
-    "y",
-    "scale",
-    "flip",
-    "fg_z",
-    "source",
-    "fg_bg",
-    "mask",
-    "depth",
-)
 
 
 def to_tensors(raw: dict) -> dict:
@@ -227,33 +208,6 @@ class QuartetDataset(torch.utils.data.Dataset):
         return {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth, "id": row["id"]}
 
 
-def read_manifest(store: Store) -> list[dict]:
-    """Rows of manifest.csv as dicts; a missing manifest or missing columns is a ``DatasetError``."""
-    if not store.exists("manifest.csv"):
-        hint = (
-            " (an interrupted make_dataset? run it again to finish)"
-            if store.exists(".progress")
-            else ""
-        )
-        raise DatasetError(
-            f"{store.name('manifest.csv')}: missing; not an eva_depthmask dataset{hint}"
-        )
-    text = store.read("manifest.csv").decode("utf-8")
-    reader = csv.DictReader(io.StringIO(text))
-    missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
-    if missing:
-        raise DatasetError(f"{store.name('manifest.csv')}: missing columns {sorted(missing)}")
-    return list(reader)
-
-
-def write_manifest_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 class SizeMismatchError(DatasetError):
     """The images of one sample differ in size."""
 
@@ -263,55 +217,3 @@ def _check_sizes(sample_id: str, **arrays: np.ndarray) -> None:
     if len(set(shapes.values())) > 1:
         sizes = ", ".join(f"{k} {h}x{w}" for k, (h, w) in shapes.items())
         raise SizeMismatchError(f"sample {sample_id!r}: images of different sizes ({sizes})")
-
-
-def download(url_or_id: str, dest: str | Path, quiet: bool = False) -> Path:
-    """Fetch a dataset zip from Google Drive (a share link or a file id) to ``dest`` with gdown.
-
-    An existing valid dataset at ``dest`` is kept (no download). The file is fetched under a temporary
-    name and checked to be a dataset (ours, or a course layout) before it takes ``dest``'s name.
-    """
-    dest = Path(dest)
-    if dest.exists():
-        _check_dataset(dest)
-        return dest
-    import gdown  # only needed here; keeps import of this module light
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.part")
-    kwargs = {"url": url_or_id} if "/" in url_or_id else {"id": url_or_id}
-    if "/" in url_or_id and "fuzzy" in inspect.signature(gdown.download).parameters:
-        kwargs["fuzzy"] = True  # gdown 5 reads share links only when asked; gdown 6 always does
-    try:
-        got = gdown.download(output=str(part), quiet=quiet, **kwargs)
-    except Exception as e:  # gdown raises many kinds: network, permission, HTML instead of a file
-        part.unlink(missing_ok=True)
-        raise DatasetError(
-            f"could not download {url_or_id!r} ({type(e).__name__}: {e}); check the link is shared "
-            "with 'anyone with the link' and that this machine is online"
-        ) from e
-    if got is None or not part.exists():
-        raise DatasetError(f"could not download {url_or_id!r}: gdown returned nothing")
-    try:
-        _check_dataset(part)
-    except DatasetError as e:
-        with open(part, "rb") as f:
-            head = f.read(512).lstrip().lower()
-        part.unlink(missing_ok=True)
-        why = (
-            "Google Drive sent a web page, not the file: is the link shared with 'anyone with "
-            "the link', and is the file's download quota not exceeded?"
-            if head.startswith((b"<!doctype html", b"<html"))
-            else str(e).replace(str(part), "the file")
-        )
-        raise DatasetError(
-            f"{url_or_id!r}: downloaded, but not a dataset; {dest} not written ({why})"
-        ) from e
-    os.replace(part, dest)
-    return dest
-
-
-def _check_dataset(path: Path) -> None:
-    """A DatasetError unless ``path`` is an eva_depthmask dataset or a course dataset."""
-    if not is_course_dataset(path):
-        read_manifest(Store(path))

@@ -2,7 +2,7 @@
 
 A *source* supplies backgrounds (with their depth when it is known exactly), foregrounds, placements and
 the compositing rule. ``SyntheticSource`` is the offline default: procedural rooms with exact depth
-(scenes.py) and procedural sprites or the user's own cut-outs, placed on the floor in perspective.
+(synth/scenes.py) and procedural sprites or the user's own cut-outs, placed on the floor in perspective.
 ``ImageFolders`` is the course's recipe: background photos and cut-outs pasted at random places and
 sizes; their depth comes from a teacher (teachers.py) that ``make_dataset`` runs on each fg_bg.
 

@@ -1,6 +1,6 @@
 """Procedural indoor rooms with EXACT depth, foreground placement on their floor, and compositing.
 
-A room is a box (floor, walls, ceiling) with furniture boxes, rugs, pictures and windows (layout.py),
+A room is a box (floor, walls, ceiling) with furniture boxes, rugs, pictures and windows (furniture.py),
 seen by a pinhole camera and ray-cast in numpy: every pixel centre gets the nearest hit of one ray, so
 ``depth`` is the true camera z-distance of what the pixel shows, divided by ``SceneConfig.max_depth_m``
 and clipped to [0, 1] (0 = camera plane). Textures (textures.py) are evaluated at the hit point in world

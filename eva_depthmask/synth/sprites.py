@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import SceneConfig
-from .body_parts import FIGURES, Part
+from .animals import bird, cat, dog
+from .body_parts import Part, person
 from .textures import fbm, lines, noise_table
+
+FIGURES = {"person": person, "dog": dog, "cat": cat, "bird": bird}
 
 KINDS = ("person", "dog", "person", "cat", "person", "bird")  # chosen by index % len(KINDS)
 SPRITE_STREAM = 2  # third entry of the sprite Generator's seed; rooms use their own

@@ -3,7 +3,7 @@ validation every epoch, CSV + TensorBoard logs, and DistributedDataParallel unde
 
 Re-running ``fit`` with the same arguments after the process died continues from the newest readable
 checkpoint, at the next batch, and (on CPU) ends with the same weights, bit for bit, as a run that was
-never interrupted: see loaders.py for how the data side is made reproducible.
+never interrupted: see training/loaders.py for how the data side is made reproducible.
 """
 
 from __future__ import annotations
@@ -18,48 +18,19 @@ from torch import nn
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from ..augment.transforms import check_stats, norm_constants, normalize
+from ..augment.normalize import check_stats, norm_constants, normalize
 from ..config import TrainConfig, to_dict
 from ..losses import DepthMaskLoss
 from ..metrics import MetricAccumulator
 from . import checkpoint as ckpt
-from .loaders import (
-    EpochSampler,
-    TrainData,
-    cores,
-    default_workers,
-    eval_batches,
-    opencv_threads,
-    train_loader,
-)
+from .devices import default_threads, distributed, pick_device
+from .loaders import TrainData, default_workers, opencv_threads, train_loader
 from .optim import make_optimizer, make_scheduler
 from .precision import autocast, precision_name
 from .resume import model_config, resume_latest
 from .runlog import RunLog
-
-
-def pick_device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("TrainConfig.device='cuda' but no CUDA device is available")
-    return torch.device(cfg.device)
-
-
-def default_threads(device: torch.device, workers: int, world: int = 1) -> int:
-    """Torch threads for CPU training: this process's share of the cores less one per loader worker,
-    and never more than torch is set to now (0 on a GPU: leave it)."""
-    if device.type != "cpu":
-        return 0
-    return min(torch.get_num_threads(), max(1, cores() // world - workers))
-
-
-def distributed() -> tuple[int, int]:
-    """``(rank, world)``; under torchrun, joins the process group (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+from .sampler import EpochSampler
+from .val_metrics import validate
 
 
 def stop_at_step(step: int | None) -> Callable[[dict], None]:
@@ -237,30 +208,6 @@ def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, e
         if where["global_step"] % cfg.ckpt_every == 0 and where["step"] < sampler.batches:
             _save(ctx, extra={"order": torch.from_numpy(sampler.order)})
     bar.close()
-
-
-@torch.no_grad()
-def validate(net, dataset, device, amp=True, batch_size=64, rank=0, world=1, workers=0) -> dict:
-    """Metrics of ``net`` on ``dataset`` (each process takes every ``world``-th sample; sums reduced),
-    read by ``workers`` loader processes."""
-    net.eval()
-    part = Subset(dataset, range(rank, len(dataset), world))
-    acc = MetricAccumulator()
-    for batch in eval_batches(part, batch_size, workers, pin_memory=device.type == "cuda"):
-        bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
-        with autocast(device, amp):
-            pred = net(bg, fg_bg)
-        acc.update(
-            {k: v.float() for k, v in pred.items()},
-            batch["mask"].to(device),
-            batch["depth"].to(device),
-        )
-    if world > 1:
-        acc.sums = acc.sums.to(device)
-        acc.reduce(dist.all_reduce)
-        acc.sums = acc.sums.cpu()
-    net.train()
-    return acc.compute()
 
 
 def _end_of_epoch(ctx, metrics: dict, size: int, stage: int, epoch: int) -> None:
