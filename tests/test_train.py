@@ -182,8 +182,8 @@ def test_cpu_threads_leave_a_core_per_loader_worker_and_are_restored(tmp_path):
     from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
     from eva_depthmask.nets.depthmasknet import DepthMaskNet
     from eva_depthmask.training.devices import default_threads
-    from eva_depthmask.training.fit import cores, default_workers, fit
-    from eva_depthmask.training.loaders import TrainData
+    from eva_depthmask.training.fit import fit
+    from eva_depthmask.training.loaders import TrainData, cores, default_workers
 
     before = torch.get_num_threads()
     try:
