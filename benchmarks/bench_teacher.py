@@ -31,7 +31,8 @@ from PIL import Image
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.datagen import disk_usage, make_dataset
 from eva_depthmask.data.sources import ImageFolders, SyntheticSource
-from eva_depthmask.data.teachers import DepthAnythingTeacher, images_per_second
+from eva_depthmask.data.teacher_base import images_per_second
+from eva_depthmask.data.teachers import DepthAnythingTeacher
 
 RESULTS = Path(__file__).parent / "results" / "bench_teacher.json"
 REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "indoor_people"

@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from eva_depthmask.data.teachers import (
-    DepthAnythingTeacher,
-    MiDaSTeacher,
-    TeacherError,
-    disparity_to_depth,
-    make_teacher,
-)
+from eva_depthmask.data.teacher_base import TeacherError, disparity_to_depth
+from eva_depthmask.data.teachers import DepthAnythingTeacher, MiDaSTeacher, make_teacher
 
 transformers = pytest.importorskip("transformers")
 

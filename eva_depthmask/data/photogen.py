@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..storage import DatasetError, atomic_write, encode_depth, encode_image, encode_mask
-from .teachers import COURSE_SAMPLES
+from .teacher_base import COURSE_SAMPLES
 
 AHEAD_PER_WORKER = 2  # chunks in flight per worker: enough to hide the teacher, bounded memory
 WRITE_THREADS = 2  # depth PNG encoding (zlib) and writing overlap the teacher's next chunk
