@@ -19,18 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import LossConfig
-
-
-def _check(pred: Tensor, true: Tensor, what: str) -> None:
-    if pred.shape != true.shape:
-        raise ValueError(
-            f"{what}: prediction {tuple(pred.shape)} and target {tuple(true.shape)} differ in shape"
-        )
+from .tensors import check_pair
 
 
 def mask_bce(pred_logits: Tensor, true_mask: Tensor) -> Tensor:
     """Mean binary cross-entropy of mask logits ``(B, 1, H, W)`` against a {0, 1} mask."""
-    _check(pred_logits, true_mask, "mask")
+    check_pair(pred_logits, true_mask, "mask")
     return F.binary_cross_entropy_with_logits(pred_logits.float(), true_mask.float())
 
 
@@ -39,7 +33,7 @@ def soft_dice_loss(pred_logits: Tensor, true_mask: Tensor, smooth: float = 1.0) 
 
     ``smooth`` (in pixels) keeps empty masks finite.
     """
-    _check(pred_logits, true_mask, "mask")
+    check_pair(pred_logits, true_mask, "mask")
     prob = torch.sigmoid(pred_logits.float()).flatten(1)
     true = true_mask.float().flatten(1)
     inter = (prob * true).sum(1)
@@ -62,7 +56,7 @@ def mask_edge_bce(pred_logits: Tensor, true_mask: Tensor, px: int = 2) -> Tensor
     that holds about 9 % of the demo's test pixels at 2 px, and so 9 % of the image-wide BCE's
     weight (benchmarks/README.md, D5 and T28).
     """
-    _check(pred_logits, true_mask, "mask")
+    check_pair(pred_logits, true_mask, "mask")
     band = outline_band(true_mask, px)
     bce = F.binary_cross_entropy_with_logits(
         pred_logits.float(), true_mask.float(), reduction="none"
@@ -72,13 +66,13 @@ def mask_edge_bce(pred_logits: Tensor, true_mask: Tensor, px: int = 2) -> Tensor
 
 def depth_l1(pred_depth: Tensor, true_depth: Tensor) -> Tensor:
     """Mean absolute depth error, in depth units (1 = the maximum range)."""
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     return (pred_depth.float() - true_depth.float()).abs().mean()
 
 
 def depth_log_l1(pred_depth: Tensor, true_depth: Tensor, eps: float = 1e-3) -> Tensor:
     """Mean ``|log(pred) - log(true)|`` with both clamped to ``eps``: a relative error, ~abs-rel."""
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     pred, true = (x.float().clamp_min(eps).log() for x in (pred_depth, true_depth))
     return (pred - true).abs().mean()
 
@@ -92,7 +86,7 @@ def depth_silog(
     ``lam = 1`` ignores each image's overall scale, ``lam = 0`` is the root mean square log error;
     0.85 (BTS's choice) keeps a little of the scale, which the L1 term also anchors.
     """
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     pred, true = (x.float().clamp_min(eps).log().flatten(1) for x in (pred_depth, true_depth))
     d = pred - true
     var = (d**2).mean(1) - lam * d.mean(1) ** 2
@@ -114,7 +108,7 @@ def depth_ssim_loss(
     ``(B, C, H, W)``; the maps go in as the channels of one image because a grouped convolution
     over B * C channels runs ~6x faster forward and backward on a CPU than B single-channel ones.
     """
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     h, w = pred_depth.shape[-2:]
     win = ssim_window((h, w), window)
     pred, true = (x.float().reshape(1, -1, h, w) for x in (pred_depth, true_depth))
@@ -131,7 +125,7 @@ def image_gradients(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def depth_gradient_loss(pred_depth: Tensor, true_depth: Tensor) -> Tensor:
     """L1 between the depth maps' gradients (edges): mean over x plus mean over y differences."""
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     pdx, pdy = image_gradients(pred_depth.float())
     tdx, tdy = image_gradients(true_depth.float())
     return (pdx - tdx).abs().mean() + (pdy - tdy).abs().mean()

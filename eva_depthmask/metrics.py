@@ -32,6 +32,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .tensors import check_pair
+
 EPS = 1e-3  # depth floor for ratios and logarithms, in depth units
 SEED_CLAMP = (0.1, 1.0)  # the seed projects clamp both maps to this range before delta ratios
 THRESHOLDS = (1.25, 1.25**2, 1.25**3)
@@ -52,17 +54,9 @@ DEPTH_SUMS = (
 SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS)
 
 
-def _check(pred: Tensor, true: Tensor, what: str) -> None:
-    if pred.shape != true.shape or pred.dim() != 4:
-        raise ValueError(
-            f"{what}: expected prediction and target of the same shape (B, 1, H, W), "
-            f"got {tuple(pred.shape)} and {tuple(true.shape)}"
-        )
-
-
 def mask_sums(pred_logits: Tensor, true_mask: Tensor) -> dict[str, Tensor]:
     """Per-sample float64 counts ``(B,)``: tp, fp, fn, tn, and the sample's IoU as ``iou_sum``."""
-    _check(pred_logits, true_mask, "mask")
+    check_pair(pred_logits, true_mask, "mask")
     pred = (pred_logits > 0).flatten(1)
     true = (true_mask > 0.5).flatten(1)
     tp = (pred & true).sum(1).double()
@@ -78,7 +72,7 @@ def depth_sums(pred_depth: Tensor, true_depth: Tensor, eps: float = EPS) -> dict
     """Per-sample float64 sums ``(B,)`` over pixels of the error terms in ``DEPTH_SUMS``, except
     ``scale_log`` / ``scale_bias``: the sample's own |log median(t / p)| / log median(t / p), one
     value per sample."""
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     p, t = pred_depth.double().flatten(1), true_depth.double().flatten(1)
     err = p - t
     pf, tf = p.clamp(min=eps), t.clamp(min=eps)
@@ -171,7 +165,7 @@ def iou(pred_logits: Tensor, true_mask: Tensor) -> float:
 
 def rmse(pred_depth: Tensor, true_depth: Tensor) -> float:
     """Root mean squared depth error over all pixels, in depth units."""
-    _check(pred_depth, true_depth, "depth")
+    check_pair(pred_depth, true_depth, "depth")
     return (pred_depth.double() - true_depth.double()).pow(2).mean().sqrt().item()
 
 

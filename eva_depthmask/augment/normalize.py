@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..tensors import sample_tensors
+
 KEYS = ("bg", "fg_bg", "mask", "depth", "id")
 # Used when no dataset stats are given: the usual photo statistics, and what pretrained encoders expect.
 IMAGENET_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -69,7 +71,7 @@ def check_stats(stats: dict | None) -> tuple[np.ndarray, np.ndarray]:
 
 def to_tensor_sample(raw: dict, stats: dict | None = None) -> dict:
     """A raw sample as a tensor sample at its own size, without augmentation (see module doc)."""
-    return _to_tensors(check_sample(raw), *check_stats(stats))
+    return normalized_tensors(check_sample(raw), *check_stats(stats))
 
 
 def norm_constants(
@@ -110,16 +112,11 @@ def to_numpy_sample(sample: dict, stats: dict | None = None) -> dict:
     return out
 
 
-def _to_tensors(raw: dict, mean: np.ndarray, std: np.ndarray, norm: bool = True) -> dict:
-    out = {"id": raw["id"]}
-    for key in ("bg", "fg_bg"):
-        # uint8 to CHW first: converting the strided HWC view to float is ~3x slower
-        img = torch.from_numpy(np.ascontiguousarray(raw[key])).permute(2, 0, 1).contiguous()
-        out[key] = normalize(img, *norm_constants(mean, std)) if norm else img
-    mask = torch.from_numpy(np.ascontiguousarray(raw["mask"])).unsqueeze(0)
-    out["mask"] = mask.float() if norm else mask
-    out["depth"] = torch.from_numpy(np.ascontiguousarray(raw["depth"])).float().unsqueeze(0)
-    return out
+def normalized_tensors(raw: dict, mean: np.ndarray, std: np.ndarray) -> dict:
+    """A raw sample as a tensor sample, its images normalised with ``mean``, ``std`` (float32 ``(3,)``
+    in [0, 1] units)."""
+    scale, shift = norm_constants(mean, std)
+    return sample_tensors(raw, lambda image: normalize(image, scale, shift))
 
 
 def _describe(x: object) -> str:

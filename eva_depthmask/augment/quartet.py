@@ -47,7 +47,8 @@ import numpy as np
 from torch.utils.data import get_worker_info
 
 from ..config import AugConfig, robustness_preset
-from .normalize import KEYS, _to_tensors, check_sample, check_stats
+from ..tensors import sample_tensors
+from .normalize import KEYS, check_sample, check_stats, normalized_tensors
 from .realism import INTERPOLATION, apply_realism, build_realism, reseed
 
 __all__ = ["QuartetTransform", "get_transforms", "robustness_preset", "sample_seed"]
@@ -175,7 +176,10 @@ class QuartetTransform:
         self._rng_key: object = ()
 
     def __call__(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
-        return _to_tensors(self.augment(sample, seed), self.mean, self.std, self.normalize)
+        raw = self.augment(sample, seed)
+        if self.normalize:
+            return normalized_tensors(raw, self.mean, self.std)
+        return sample_tensors(raw)  # uint8, for fit() to normalise per batch on its device
 
     def augment(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
         """The augmented raw sample (uint8 images, ``(H, W)`` mask and depth) at ``size``."""

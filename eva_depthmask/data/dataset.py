@@ -20,6 +20,7 @@ import torch
 from ..composite import Placement, paste
 from ..config import DataConfig, from_dict
 from ..storage import DatasetError, Store, decode_depth, decode_image, decode_mask
+from ..tensors import sample_tensors
 from .course import check_problems, pair_course
 from .course_decode import CourseDecoder
 from .course_layout import find_layout, is_course_dataset
@@ -27,15 +28,9 @@ from .manifest import read_manifest
 from .sources import SPLITS, SampleKey, SyntheticSource, sample_keys
 
 
-def to_tensors(raw: dict) -> dict:
-    """A raw numpy sample as float tensors: images ``(3, H, W)`` in [0, 1], mask and depth ``(1, H, W)``."""
-    return {
-        "bg": torch.from_numpy(raw["bg"]).permute(2, 0, 1).float().div_(255),
-        "fg_bg": torch.from_numpy(raw["fg_bg"]).permute(2, 0, 1).float().div_(255),
-        "mask": torch.from_numpy(raw["mask"]).float()[None],
-        "depth": torch.from_numpy(np.ascontiguousarray(raw["depth"], np.float32))[None],
-        "id": raw["id"],
-    }
+def _unit(image: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` to float32 in [0, 1]: a sample read with no transform."""
+    return image.float().div_(255)
 
 
 class QuartetDataset(torch.utils.data.Dataset):
@@ -135,7 +130,7 @@ class QuartetDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         raw = self.raw(i)
-        return self.transform(raw) if self.transform is not None else to_tensors(raw)
+        return self.transform(raw) if self.transform is not None else sample_tensors(raw, _unit)
 
     @property
     def ids(self) -> list[str]:

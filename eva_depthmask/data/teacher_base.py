@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..tensors import resolve_device
+
 CLIP_PERCENTILES = (1.0, 99.0)
 COURSE_SAMPLES = 400_000  # the course's dataset: 100 bg x 100 fg x 2 flips x 20 placements
 PROBE_SIZE = 224  # px of the random images the no-GPU warning times the teacher on
@@ -93,7 +95,7 @@ class TorchTeacher(abc.ABC):
     name = "teacher"
 
     def __init__(self, device, batch_size: int, far_near_ratio: float, fp16: bool, progress: bool):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.dtype = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")

@@ -16,6 +16,7 @@ from ..augment.normalize import denormalize
 from ..augment.quartet import get_transforms
 from ..data.dataset import QuartetDataset
 from ..metrics import MetricAccumulator
+from ..tensors import resolve_device
 from ..training.loaders import TrainData, default_workers, eval_batches
 from ..training.precision import autocast
 
@@ -50,7 +51,7 @@ def evaluate_models(
     workers: int | None = None,
 ) -> dict[str, tuple[dict, list[dict]]]:
     """``evaluate`` for several models in one pass: each batch is read and augmented once."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     workers = default_workers(device) if workers is None else workers
     # channels_last: the convolutions' fast layout on CPU (oneDNN) and GPU alike, ~2x here (B7)
     models = {name: _for_inference(model, device) for name, model in models.items()}

@@ -18,6 +18,7 @@ from ..config import ModelConfig, from_dict
 from ..nets import baselines
 from ..nets.depthmasknet import DepthMaskNet
 from ..nets.tta import FlipAverage
+from ..tensors import resolve_device
 from ..training import checkpoint as ckpt
 from .evaluate import _for_inference
 
@@ -69,7 +70,7 @@ class Predictor:
                 f"{path}: its weights do not fit the {state['model_config']['name']} it names "
                 f"({len(problems)} kind(s) of mismatch; {first})"
             ) from e
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(device)
         size = state["train_config"]["stages"][
             min(state["stage"], len(state["train_config"]["stages"]) - 1)
         ][0]

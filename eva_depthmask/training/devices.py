@@ -8,15 +8,16 @@ import torch
 import torch.distributed as dist
 
 from ..config import TrainConfig
+from ..tensors import resolve_device
 from .loaders import cores
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("TrainConfig.device='cuda' but no CUDA device is available")
-    return torch.device(cfg.device)
+    """``cfg.device`` as a ``torch.device`` ("auto": the GPU when there is one, else the CPU)."""
+    try:
+        return resolve_device(cfg.device)
+    except RuntimeError as e:
+        raise RuntimeError(f"TrainConfig.device: {e}") from None
 
 
 def default_threads(device: torch.device, workers: int, world: int = 1) -> int:
