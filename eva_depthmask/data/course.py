@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from ..config import DataConfig
 from ..storage import DatasetError, Store
 from .course_layout import FOLDER_NAMES, CourseLayout, find_layout, folder_key
+from .manifest import manifest_row
 from .sources import SPLITS, split_backgrounds
 
 _TAG = re.compile(r"[\W_]*(?:mask|depth(?:[\W_]*map)?)(?:[\W_]*\d+)?$", re.IGNORECASE)
@@ -197,17 +198,8 @@ def pair_course(
 
 
 def _row(fg_bg: str, bg: str, mask: str, depth: str, split: str) -> dict:
-    sample_id = _inner(fg_bg).replace("/", "_")
-    return {
-        **dict.fromkeys(("fg", "x", "y", "scale", "flip", "fg_z"), ""),
-        "id": sample_id,
-        "split": split,
-        "bg": bg,
-        "fg_bg": fg_bg,
-        "mask": mask,
-        "depth": depth,
-        "source": "course",
-    }
+    files = {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth}
+    return manifest_row(_inner(fg_bg).replace("/", "_"), split, "course", files)
 
 
 ERRORS = ("no background", "no mask", "no depth", "duplicate names", "ambiguous backgrounds")

@@ -28,7 +28,7 @@ from ..storage import atomic_write, encode_depth, encode_image, encode_mask, zip
 from . import photogen
 from .chunks import prepare, read_rows, record, save_rows, split_chunks, unfinished
 from .dataset import QuartetDataset
-from .manifest import write_manifest_text
+from .manifest import manifest_row, write_manifest_text
 from .sources import ImageFolders, SampleKey, SyntheticSource, sample_keys, split_backgrounds
 
 FORMAT_VERSION = 1
@@ -195,7 +195,9 @@ def _write_chunk(
             atomic_write(out / paths["fg_bg"], fg_bg, durable=False)
             atomic_write(out / paths["mask"], encode_mask(s["mask"]), durable=False)
             atomic_write(out / paths["depth"], encode_depth(s["depth"]), durable=False)
-        rows.append(_row(key, paths, s["placement"], s["fg_z"], split_of[key.bg], source.kind))
+        rows.append(
+            manifest_row(key.id, split_of[key.bg], source.kind, paths, s["placement"], s["fg_z"])
+        )
     save_rows(out, chunk, rows)
     return len(chunk)
 
@@ -208,27 +210,13 @@ def _write_photo_chunks(out, source, cfg, teacher, chunks, split_of, workers, ba
     def done(job: tuple, made: list[dict]) -> None:
         chunk, chunk_paths = job[3], job[4]
         rows = [
-            _row(key, p, m["placement"], None, split_of[key.bg], source.kind)
+            manifest_row(key.id, split_of[key.bg], source.kind, p, m["placement"])
             for key, p, m in zip(chunk, chunk_paths, made, strict=True)
         ]
         save_rows(out, chunk, rows)
         bar.update(len(chunk))
 
     photogen.label_chunks(jobs, teacher, workers, done)
-
-
-def _row(key: SampleKey, paths: dict, p, fg_z, split: str, kind: str) -> dict:
-    return {
-        "id": key.id,
-        "split": split,
-        **paths,
-        "x": p.x,
-        "y": p.y,
-        "scale": repr(p.scale),
-        "flip": int(p.flip),
-        "fg_z": "" if fg_z is None else repr(float(fg_z)),
-        "source": kind,
-    }
 
 
 def _stats(out: Path, source: SyntheticSource, cfg: DataConfig, rows: list[dict]) -> dict:

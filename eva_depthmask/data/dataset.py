@@ -25,7 +25,7 @@ from .course import check_problems, pair_course
 from .course_decode import CourseDecoder
 from .course_layout import find_layout, is_course_dataset
 from .manifest import read_manifest
-from .sources import SPLITS, SampleKey, SyntheticSource, sample_keys
+from .sources import SampleKey, SyntheticSource, check_split, sample_keys
 
 
 def _unit(image: torch.Tensor) -> torch.Tensor:
@@ -45,8 +45,7 @@ class QuartetDataset(torch.utils.data.Dataset):
     _decoder: CourseDecoder | None = None  # set for course datasets: their masks and depth vary
 
     def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None):
-        if split not in SPLITS + ("all",):
-            raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        check_split(split)
         if is_course_dataset(root):
             self.__dict__.update(QuartetDataset.course(root, split, transform).__dict__)
             return
@@ -55,7 +54,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         self.info = self._read_stats()
         self.config = from_dict(DataConfig, self.info["config"]) if "config" in self.info else None
         rows = read_manifest(self.store)
-        self.rows = rows if split == "all" else [r for r in rows if r["split"] == split]
+        self.rows = _of_split(rows, split)
         self._check_files()
         self._source = (
             SyntheticSource(self.config)
@@ -103,8 +102,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         splits by background from ``seed`` and the fractions; ``invert_depth`` for maps where near is
         bright. ``strict``: incomplete samples are an error (else left out with a warning).
         """
-        if split not in SPLITS + ("all",):
-            raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+        check_split(split)
         layout = find_layout(root, folders)
         rows, problems = pair_course(
             layout, pairing, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
@@ -117,7 +115,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         """The dataset of rows that ``course.pair_course`` made from ``layout``."""
         self = cls.__new__(cls)
         self.store, self.split, self.transform = layout.store, split, transform
-        self.rows = rows if split == "all" else [r for r in rows if r["split"] == split]
+        self.rows = _of_split(rows, split)
         self.info = {"source": "course", "layout": "course", "folders": layout.folders}
         self.config, self._source, self._keys = None, None, None
         self._decoder = decoder
@@ -201,6 +199,10 @@ class QuartetDataset(torch.utils.data.Dataset):
                 fg_bg, mask = paste(bg, fg, placement)
         _check_sizes(row["id"], bg=bg, fg_bg=fg_bg, mask=mask, depth=depth)
         return {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth, "id": row["id"]}
+
+
+def _of_split(rows: list[dict], split: str) -> list[dict]:
+    return rows if split == "all" else [r for r in rows if r["split"] == split]
 
 
 class SizeMismatchError(DatasetError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from ..composite import Placement
 from ..storage import DatasetError, Store
 
 MANIFEST_COLUMNS = (
@@ -22,6 +23,35 @@ MANIFEST_COLUMNS = (
     "mask",
     "depth",
 )
+
+
+FILES = ("bg", "fg", "fg_bg", "mask", "depth")  # paths relative to the dataset root, "" for none
+
+
+def manifest_row(
+    sample_id: str,
+    split: str,
+    source: str,
+    files: dict[str, str],
+    placement: Placement | None = None,
+    fg_z: float | None = None,
+) -> dict:
+    """One manifest.csv row: ``files`` maps some of ``FILES`` to their paths (the rest are "");
+    ``placement`` (the pasted foreground's x, y, scale, flip) and the foreground's depth ``fg_z``
+    are "" where unknown (a course dataset holds no placements; photos have no exact depth)."""
+    where = dict.fromkeys(("x", "y", "scale", "flip"), "")
+    if placement is not None:
+        x, y, scale, flip = placement.x, placement.y, placement.scale, placement.flip
+        where = {"x": x, "y": y, "scale": repr(scale), "flip": int(flip)}
+    return {
+        "id": sample_id,
+        "split": split,
+        **dict.fromkeys(FILES, ""),
+        **files,
+        **where,
+        "fg_z": "" if fg_z is None else repr(float(fg_z)),
+        "source": source,
+    }
 
 
 def read_manifest(store: Store) -> list[dict]:

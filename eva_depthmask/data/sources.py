@@ -49,6 +49,12 @@ class SampleKey:
         return np.random.default_rng([seed, self.bg, self.fg, int(self.flip), self.k, 0x51])
 
 
+def check_split(split: str) -> None:
+    """A ``ValueError`` unless ``split`` is one of ``SPLITS`` or ``"all"``."""
+    if split not in SPLITS + ("all",):
+        raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+
+
 def split_backgrounds(n_bg: int, cfg: DataConfig) -> dict[str, list[int]]:
     """Backgrounds of each split, shuffled by ``cfg.seed``: no background belongs to two splits.
 
@@ -63,12 +69,8 @@ def split_backgrounds(n_bg: int, cfg: DataConfig) -> dict[str, list[int]]:
 
 def sample_keys(n_bg: int, n_fg: int, cfg: DataConfig, split: str = "all") -> list[SampleKey]:
     """The keys of one split (or ``"all"``), in a fixed order: background, foreground, flip, placement."""
-    if split == "all":
-        bgs = range(n_bg)
-    elif split in SPLITS:
-        bgs = split_backgrounds(n_bg, cfg)[split]
-    else:
-        raise ValueError(f"split: expected one of {SPLITS + ('all',)}, got {split!r}")
+    check_split(split)
+    bgs = range(n_bg) if split == "all" else split_backgrounds(n_bg, cfg)[split]
     flips = (False, True) if cfg.flips else (False,)
     return [
         SampleKey(b, f, flip, k)
