@@ -1,6 +1,6 @@
 """Bytes on disk: image encoding, atomic writes, and reading a dataset tree from a folder or a zip.
 
-Encodings (DESIGN.md): bg and fg_bg JPEG quality 95 or PNG; mask PNG 8-bit 0/255; depth PNG 16-bit with
+Encodings: bg and fg_bg JPEG quality 95 or PNG; mask PNG 8-bit 0/255; depth PNG 16-bit with
 ``depth = value / 65535``; fg PNG RGBA.
 """
 
@@ -53,10 +53,15 @@ def encode_mask(mask: np.ndarray) -> bytes:
     return encode_image((mask > 0).astype(np.uint8) * 255, "png")
 
 
+def depth_to_uint16(depth: np.ndarray) -> np.ndarray:
+    """Depth ``(H, W)`` in [0, 1] (clipped to it) as the uint16 values of a 16-bit PNG: steps of
+    1/65535 (``decode_depth`` reads them back)."""
+    return np.rint(np.clip(depth, 0, 1) * DEPTH_SCALE).astype(np.uint16)
+
+
 def encode_depth(depth: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    depth16 = np.rint(np.clip(depth, 0, 1) * DEPTH_SCALE).astype(np.uint16)
-    Image.fromarray(depth16).save(
+    Image.fromarray(depth_to_uint16(depth)).save(
         buf, "PNG", compress_level=1
     )  # low bits are noise: 6 is no smaller
     return buf.getvalue()

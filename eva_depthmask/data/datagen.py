@@ -1,4 +1,6 @@
-"""Writing datasets: ``make_dataset`` renders a source's quartets into the on-disk layout of DESIGN.md.
+"""Writing datasets: ``make_dataset`` renders a source's quartets into a dataset folder: the image
+folders bg/, fg/, fg_bg/, mask/ and depth/ (encoded as storage.py says), manifest.csv (a row a
+sample, manifest.py) and stats.json (settings, counts, the train split's mean and std).
 
 Resumable by construction. Work is cut into chunks (chunks.py: one background, a block of
 foregrounds); every file is written atomically, and a chunk counts as done only once its manifest rows
@@ -60,16 +62,24 @@ def make_dataset(
     """
     out = Path(out)
     source = source or SyntheticSource(cfg)
-    photos = source.kind == "photos"
     cfg = _check_source(cfg, source, teacher)
     for j in range(source.n_fg):  # read every cut-out now: a bad one fails before any writing
         source.foreground(j)
-    identity = photogen.teacher_identity(teacher) if photos else None
+    identity = photogen.teacher_identity(teacher) if source.kind == "photos" else None
     if prepare(out, cfg, identity):
         return _finish_zip(out, zip, keep_folder)
     keys = sample_keys(source.n_bg, source.n_fg, cfg)
-    split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
     chunks = split_chunks(keys)
+    _write_samples(out, source, cfg, teacher, keys, chunks, workers, progress)
+    _finish_folder(out, source, cfg, teacher, chunks)
+    return _finish_zip(out, zip, keep_folder)
+
+
+def _write_samples(out: Path, source, cfg: DataConfig, teacher, keys, chunks, workers, progress):
+    """Every chunk not done yet, in ``workers`` processes (photos: composited there, labelled by the
+    teacher here), after the estimates of time and disk; then the files synced to disk."""
+    photos = source.kind == "photos"
+    split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
     todo = unfinished(out, chunks)
     n_todo = sum(map(len, todo))
     _estimate(len(keys), cfg, photos)
@@ -93,14 +103,17 @@ def make_dataset(
     if hasattr(os, "sync"):  # the files were written without fsync: make them durable at once
         os.sync()
 
+
+def _finish_folder(out: Path, source, cfg: DataConfig, teacher, chunks) -> None:
+    """manifest.csv and stats.json from the chunks' saved rows, written last: a folder that has
+    them is a finished dataset. Then the chunks' progress records go."""
     rows = [row for c in chunks for row in read_rows(record(out, c))]
     atomic_write(out / "manifest.csv", write_manifest_text(rows).encode())
     stats = _stats(out, source, cfg, rows)
-    if photos:
+    if source.kind == "photos":
         stats["teacher"] = photogen.describe_teacher(teacher)
     atomic_write(out / "stats.json", json.dumps(stats, indent=2).encode())
     shutil.rmtree(out / ".progress")
-    return _finish_zip(out, zip, keep_folder)
 
 
 def _check_source(cfg: DataConfig, source, teacher) -> DataConfig:

@@ -2,7 +2,8 @@
 teacher's relative inverse depth to our depth (the models themselves are in teachers.py).
 
 A teacher takes uint8 RGB images ``(B, H, W, 3)`` and returns float32 depth ``(B, H, W)`` in [0, 1] at
-the input size, 0 = nearest, 1 = farthest (DESIGN.md), in input order, batched, fp16 on CUDA.
+the input size, 0 = nearest, 1 = farthest (as in every dataset here), in input order, batched, fp16
+on CUDA.
 
 Both teachers here (Depth Anything V2 and MiDaS) predict relative *inverse* depth: a disparity-like
 value, larger when nearer, known only up to an unknown scale and shift per image. It becomes our depth
