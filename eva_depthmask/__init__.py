@@ -12,7 +12,7 @@ it; pyproject.toml's import-linter contract checks that):
     nets        layers, fusion, encoders, DepthMaskNet, baselines, the registry, TTA, summaries
     data, augment   datasets (sources, writing, reading, course layouts, teachers) / the quartet transform
     synth       procedural rooms and sprites with exact depth (pure numpy)
-    config, storage, composite   settings, on-disk helpers, image compositing
+    config, storage, composite, tensors   settings, on-disk helpers, image compositing, torch basics
 """
 
 from __future__ import annotations
