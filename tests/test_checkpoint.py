@@ -61,7 +61,7 @@ def test_save_writes_format_and_version_and_leaves_no_temporary(tmp_path):
     assert path == tmp_path / "ckpt_00000012.pt"
     assert ckpt.save(path, {"global_step": 12, "w": torch.arange(4)}) == path
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "eva_depthmask.checkpoint" and raw["version"] == ckpt.VERSION == 1
+    assert raw["format"] == "eva_depthmask.checkpoint" and raw["version"] == ckpt.VERSION == 2
     state = ckpt.load(path)
     assert state["global_step"] == 12 and torch.equal(state["w"], torch.arange(4))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]

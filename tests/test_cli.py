@@ -264,7 +264,7 @@ BAD_INPUT = {
     ),
     "unknown network": (
         ["predict", "--ckpt", "{in}/unknown_net.pt", "--bg", "{in}/photo.png", *PREDICT_TO_OUT],
-        r"^error: \S*unknown_net\.pt: checkpoint names an unknown model class 'NoSuchNet'$",
+        r"^error: \S*unknown_net\.pt: checkpoint names an unknown model 'NoSuchNet'$",
     ),
     "newer format, predict": (
         ["predict", "--ckpt", "{in}/newer.pt", "--bg", "{in}/photo.png", *PREDICT_TO_OUT],

@@ -176,14 +176,16 @@ def test_predictor_from_checkpoint_and_foreign_files(tmp_path):
     pair = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
     mirrored = flipped(pair[0, :, ::-1], pair[1, :, ::-1])["depth"][:, ::-1]
     assert np.allclose(flipped(*pair)["depth"], mirrored, atol=1e-5)
-    # a checkpoint written before ModelConfig.object_depth, split_stem and match_exposure existed:
-    # two head channels, one stem conv, no exposure matching, none of the fields
+    # a version-1 checkpoint written before ModelConfig.object_depth, split_stem and match_exposure
+    # existed: two head channels, one stem conv, no exposure matching, none of the fields
     state = ckpt.load(tmp_path / "run" / "best.pt")
     old = DepthMaskNet(replace(model.cfg, object_depth=False, split_stem=0.0, match_exposure=False))
-    state["model"] = old.state_dict()
-    for field in ("object_depth", "split_stem", "match_exposure"):
-        del state["model_config"]["config"][field]
-    ckpt.save(tmp_path / "old.pt", state)
+    added = ("object_depth", "split_stem", "match_exposure")
+    config = {k: v for k, v in state["model_config"]["kwargs"].items() if k not in added}
+    v1 = {"name": "DepthMaskNet", "config": config}
+    torch.save(
+        {**state, "version": 1, "model": old.state_dict(), "model_config": v1}, tmp_path / "old.pt"
+    )
     loaded = Predictor.from_checkpoint(tmp_path / "old.pt").model
     assert loaded.head.out_channels == 2
     assert isinstance(loaded.encoder.stem[0], nn.Sequential)  # conv-BN-ReLU, not a SplitStem
@@ -217,7 +219,7 @@ def test_checkpoints_this_package_cannot_use_are_refused_by_name(tmp_path):
     ):
         Predictor.from_checkpoint(tmp_path / "wider.pt")
     ckpt.save(tmp_path / "unknown.pt", {**state, "model_config": {"name": "NoSuchNet"}})
-    with pytest.raises(CheckpointError, match=r"unknown\.pt: .*unknown model class 'NoSuchNet'"):
+    with pytest.raises(CheckpointError, match=r"unknown\.pt: .*unknown model 'NoSuchNet'"):
         Predictor.from_checkpoint(tmp_path / "unknown.pt")
 
 

@@ -14,9 +14,7 @@ from torch import nn
 
 from ..augment.quartet import get_transforms
 from ..composite import ImageError, open_image, to_rgb
-from ..config import ModelConfig, from_dict
-from ..nets import baselines
-from ..nets.depthmasknet import DepthMaskNet
+from ..nets.registry import MODELS, from_identity
 from ..nets.tta import FlipAverage
 from ..tensors import resolve_device
 from ..training import checkpoint as ckpt
@@ -24,16 +22,18 @@ from .evaluate import _for_inference
 
 
 def build_from_config(model_config: dict) -> nn.Module:
-    """Rebuild an architecture from a checkpoint's ``model_config`` (class name + its config)."""
-    name, cfg = model_config["name"], model_config.get("config")
-    if name == "DepthMaskNet":
-        # a checkpoint written before object_depth, split_stem or match_exposure existed has none
-        older = {"object_depth": False, "split_stem": 0.0, "match_exposure": False}
-        return DepthMaskNet(from_dict(ModelConfig, {**older, **cfg}))
-    for cls in baselines.BASELINES.values():
-        if cls.__name__ == name:
-            return cls()
-    raise ckpt.CheckpointError(f"checkpoint names an unknown model class {name!r}")
+    """Rebuild an architecture from a checkpoint's ``model_config`` (registry name + constructor
+    arguments, nets/registry.py ``identity``), to load its weights into. Pretrained weights are
+    not fetched again (``pretrained`` None): the checkpoint's own replace them."""
+    name, kwargs = model_config["name"], model_config.get("kwargs")
+    if kwargs and kwargs.get("pretrained") is not None:
+        kwargs = {**kwargs, "pretrained": None}
+    if name not in MODELS:
+        raise ckpt.CheckpointError(f"checkpoint names an unknown model {name!r}")
+    try:
+        return from_identity({"name": name, "kwargs": kwargs})
+    except (TypeError, ValueError) as e:  # arguments this version's constructor does not take
+        raise ckpt.CheckpointError(f"its arguments do not build a {name}: {e}") from e
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Predictor:
             first = problems[0] if problems else str(e)
             first = first if len(first) <= 160 else first[:157] + "..."
             raise ckpt.CheckpointError(
-                f"{path}: its weights do not fit the {state['model_config']['name']} it names "
+                f"{path}: its weights do not fit the {type(model).__name__} it names "
                 f"({len(problems)} kind(s) of mismatch; {first})"
             ) from e
         device = resolve_device(device)

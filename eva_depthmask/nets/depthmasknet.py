@@ -11,16 +11,16 @@ does not light up); the object's depth is pooled into one value over its own pix
 (``layers.pool_object_depth``). ModelConfig() is the "small" variant: ~52 M multiply-adds per 64 px pair, 1/40 of the Session-15 network.
 
 ``depthmasknet(variant)`` builds one of ``VARIANTS``; ``registry.build_model`` builds any model by name.
+A DepthMaskNet's identity (nets/identity.py) is its config: ``init_kwargs`` are ModelConfig's fields,
+and ``depthmasknet(**init_kwargs)`` builds the same network again.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import Tensor, nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, from_dict, to_dict
 from .encoders import ResidualEncoder, ResNet18Encoder, load_resnet18_weights
 from .fusion import (
     FUSION_CHANNELS,
@@ -116,9 +116,8 @@ class DepthMaskNet(PairNet):
     logits, "depth": (B, 1, H, W) in [0, 1]}``.
     """
 
-    def __init__(self, cfg: ModelConfig | None = None):
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
-        cfg = cfg if cfg is not None else ModelConfig()
         if cfg.fusion not in FUSION_CHANNELS:
             raise ValueError(
                 f"fusion: expected one of {sorted(FUSION_CHANNELS)}, got {cfg.fusion!r}"
@@ -150,6 +149,11 @@ class DepthMaskNet(PairNet):
         # channel 0: mask logits, 1: depth logits, 2: object-depth pooling score (object_depth)
         self.head = nn.Conv2d(c, 3 if cfg.object_depth else 2, k, padding=k // 2)
 
+    @property
+    def init_kwargs(self) -> dict:
+        """Its identity (nets/identity.py): the config's fields, as ``depthmasknet`` takes them."""
+        return to_dict(self.cfg)
+
     def predict(self, bg: Tensor, fg_bg: Tensor) -> tuple[Tensor, Tensor]:
         if self.cfg.match_exposure:
             bg = match_exposure(bg, fg_bg)
@@ -172,9 +176,10 @@ class DepthMaskNet(PairNet):
 def depthmasknet(
     variant: str = "small", cfg: ModelConfig | None = None, **overrides
 ) -> DepthMaskNet:
-    """DepthMaskNet from a variant name or an explicit ``cfg``, plus ModelConfig field overrides."""
+    """DepthMaskNet from a variant name or an explicit ``cfg``, plus ModelConfig field overrides
+    (lists are taken for tuples, as a checkpoint stores them)."""
     if cfg is None:
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
-        cfg = replace(ModelConfig(), **VARIANTS[variant])
-    return DepthMaskNet(replace(cfg, **overrides))
+        cfg = from_dict(ModelConfig, VARIANTS[variant])
+    return DepthMaskNet(from_dict(ModelConfig, {**to_dict(cfg), **overrides}))

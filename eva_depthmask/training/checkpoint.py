@@ -8,6 +8,16 @@ plus ``best.pt``, and a file that cannot be read is skipped with a warning in fa
 
 Everything stored is a tensor or plain Python data, so checkpoints load with ``weights_only=True``: a
 checkpoint from elsewhere cannot run code when opened.
+
+Format versions. Version 2 stores the model's identity as ``"model_config": {"name": registry name,
+"kwargs": constructor arguments}`` (nets/registry.py ``identity``), so any registered model, the
+baselines too, is rebuilt by ``build_model(name, **kwargs)`` and its arguments are checked on resume.
+Version 1 stored ``{"name": class name, "config": DepthMaskNet's config or None}``. ``load`` upgrades
+a version-1 checkpoint in memory (``upgrade_v1``), and it is then used like a version-2 one: it
+rebuilds, predicts, and ``fit()`` resumes from it (everything else a run stores is unchanged). A
+DepthMaskNet's config is complete in version 1, fields added since (object_depth, split_stem,
+match_exposure) set as they were before they existed. A baseline's arguments were not recorded:
+it is rebuilt with its defaults and resumed by its name alone, as version 1 did.
 """
 
 from __future__ import annotations
@@ -24,7 +34,17 @@ import torch
 from ..storage import atomic_write
 
 FORMAT = "eva_depthmask.checkpoint"
-VERSION = 1
+VERSION = 2
+# version 1's model_config named the class; version 2 the registry name (nets/registry.py)
+_V1_NAMES = {
+    "DepthMaskNet": "depthmasknet",
+    "Session15Net": "session15",
+    "DilatedPixelShuffleNet": "dilated_pixelshuffle",
+    "S15UNet": "s15_unet",
+    "MaskDepthGenerator": "maskdepthgenerator",
+}
+# ModelConfig fields added during version 1, as a DepthMaskNet was built before they existed
+_V1_MISSING_FIELDS = {"object_depth": False, "split_stem": 0.0, "match_exposure": False}
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 
 
@@ -103,7 +123,20 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
         raise CheckpointError(
             f"{path}: checkpoint format {state['version']} is newer than this package's ({VERSION}); upgrade eva_depthmask"
         )
-    return state
+    return upgrade_v1(state) if state.get("version", 0) < 2 else state
+
+
+def upgrade_v1(state: dict) -> dict:
+    """A version-1 state in version 2's layout (see the module docstring): the model named by its
+    registry name, its arguments as ``kwargs`` (None for a baseline: not recorded)."""
+    old = state.get("model_config")
+    if isinstance(old, dict) and "name" in old:
+        name = _V1_NAMES.get(old["name"], old["name"])  # an unregistered class keeps its name
+        kwargs = old.get("config")
+        if name == "depthmasknet" and kwargs is not None:
+            kwargs = {**_V1_MISSING_FIELDS, **kwargs}
+        state = {**state, "model_config": {"name": name, "kwargs": kwargs}}
+    return {**state, "version": VERSION}  # saved again, it is a version-2 checkpoint
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ..config import TrainConfig, diff, flatten, from_dict, to_dict
+from ..config import TrainConfig, diff, flatten, from_dict
+from ..nets.registry import identity
 from . import checkpoint as ckpt
 
 # Settings that may change between a run and its resumption without changing what it computes.
@@ -27,9 +28,9 @@ RESUME_FREE = {
 
 
 def model_config(model: nn.Module) -> dict:
-    """What identifies an architecture: its class and its config (if it has one)."""
-    cfg = getattr(model, "cfg", None)
-    return {"name": type(model).__name__, "config": to_dict(cfg) if cfg is not None else None}
+    """What identifies an architecture, as a checkpoint stores it: ``{"name": registry name,
+    "kwargs": constructor arguments}`` (nets/registry.py ``identity``)."""
+    return identity(model)
 
 
 def check_resumable(
@@ -45,8 +46,8 @@ def check_resumable(
     problems = []
     if mine["name"] != theirs["name"]:
         problems.append(f"model: {theirs['name']} -> {mine['name']}")
-    else:
-        problems += _changed("model", theirs["config"], mine["config"])
+    elif theirs["kwargs"] is not None:  # None: a version-1 baseline, its arguments not recorded
+        problems += _changed("model", theirs["kwargs"], mine["kwargs"])
     old_train = from_dict(TrainConfig, state["train_config"])
     problems += [
         f"train.{k}: {a!r} -> {b!r}"

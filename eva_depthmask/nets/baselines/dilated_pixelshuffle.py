@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..identity import keeps_init_kwargs
 from ..layers import PairNet, conv_bn_act
 
 
@@ -45,6 +46,7 @@ def pixel_shuffle_decoder(c_in: int = 512, stages: int = 4) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@keeps_init_kwargs
 class DilatedPixelShuffleNet(PairNet):
     """Dilated-conv encoder to 1/16, two skip-less pixel-shuffle decoders."""
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..encoders import ResNet18Encoder, load_resnet18_weights
+from ..identity import keeps_init_kwargs
 from ..layers import PairNet, make_stage, upsample_to
 
 
@@ -43,6 +44,7 @@ def _cat_up(x: Tensor, skip: Tensor) -> Tensor:
     return torch.cat([upsample_to(x, skip.shape[-2:]), skip], dim=1)
 
 
+@keeps_init_kwargs
 class MaskDepthGenerator(PairNet):
     """ResNet-18 (6-channel conv1) encoder shared by a mask decoder and a depth decoder."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..identity import keeps_init_kwargs
 from ..layers import PairNet, upsample_to
 
 
@@ -59,6 +60,7 @@ class UNetBranch(nn.Module):
         return self.out(x)
 
 
+@keeps_init_kwargs
 class S15UNet(PairNet):
     """Shared 6 -> 16 double conv on [bg, fg_bg], then one full U-Net for mask, one for depth."""
 

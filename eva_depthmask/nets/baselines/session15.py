@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..identity import keeps_init_kwargs
 from ..layers import PairNet, conv_bn_act, make_stage
 
 
@@ -50,6 +51,7 @@ class Session15Decoder(nn.Module):
         return self.out(self.up2(self.up1(self.reduce(x4), x2), x1))
 
 
+@keeps_init_kwargs
 class Session15Net(PairNet):
     """Two full-resolution stems, a shared ResNet encoder to 1/4, two transposed-conv decoders.
 
