@@ -108,12 +108,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     except ValueError as e:  # an unknown name: the message lists the known ones
         raise InputError(f"--{e}") from None
     result = fit(model, TrainData(_source(args.data, args)), cfg, resume=not args.no_resume)
-    print(
-        json.dumps(
-            {"val": result["val"], "best": result["best"], "best_path": result["best_path"]},
-            indent=2,
-        )
-    )
+    print(json.dumps({k: result[k] for k in ("val", "best", "best_path")}, indent=2))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -152,12 +147,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from PIL import Image
 
     from ..evaluation.predictor import Predictor
+    from ..storage import depth_to_uint16
 
     predictor = Predictor.from_checkpoint(args.ckpt, flip=args.flip)
     out = predictor(args.bg, args.fg_bg)
     images = {
         "mask.png": out["mask"].astype(np.uint8) * 255,
-        "depth.png": np.rint(out["depth"] * 65535).astype(np.uint16),
+        "depth.png": depth_to_uint16(out["depth"]),
         "depth_color.png": (colormaps["magma"](out["depth"])[..., :3] * 255).astype(np.uint8),
     }
     files = {}
@@ -190,90 +186,88 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eva_depthmask", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_demo_parser, _make_data_parser, _train_parser, _evaluate_parser, _predict_parser):
+        add(sub)
+    return parser
 
-    demo = sub.add_parser(
+
+def _demo_parser(sub) -> None:
+    p = sub.add_parser(
         "demo", help="dataset, training, evaluation and figures on procedural scenes (CPU)"
     )
-    demo.add_argument(
-        "--quick", action="store_true", help="a run of seconds instead of 10-25 minutes"
-    )
-    demo.add_argument(
+    p.add_argument("--quick", action="store_true", help="a run of seconds instead of 10-25 minutes")
+    p.add_argument(
         "--out", default="demo_out", help="folder for the dataset, run, figures and metrics"
     )
-    demo.add_argument(
+    p.add_argument(
         "--workers",
         type=_COUNT,
         default=None,
         help="processes for the dataset (default: all cores)",
     )
-    demo.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo)
 
-    make = sub.add_parser(
-        "make-data", help="write a synthetic dataset (folder, optionally also .zip)"
-    )
-    make.add_argument("out", help="dataset folder to create (or resume)")
-    _data_args(make)
-    make.add_argument(
-        "--fg-dir", default=None, help="use your RGBA cut-outs (PNG) instead of sprites"
-    )
-    make.add_argument(
-        "--lazy", action="store_true", help="store only bg, fg, depth and the manifest"
-    )
-    make.add_argument("--zip", action="store_true", help="also pack the dataset into OUT.zip")
-    make.add_argument(
+
+def _make_data_parser(sub) -> None:
+    p = sub.add_parser("make-data", help="write a synthetic dataset (folder, optionally also .zip)")
+    p.add_argument("out", help="dataset folder to create (or resume)")
+    _data_args(p)
+    p.add_argument("--fg-dir", default=None, help="use your RGBA cut-outs (PNG) instead of sprites")
+    p.add_argument("--lazy", action="store_true", help="store only bg, fg, depth and the manifest")
+    p.add_argument("--zip", action="store_true", help="also pack the dataset into OUT.zip")
+    p.add_argument(
         "--workers", type=_COUNT, default=None, help="processes (default: all cores; 0: none)"
     )
-    make.set_defaults(func=cmd_make_data)
+    p.set_defaults(func=cmd_make_data)
 
-    train = sub.add_parser("train", help="train (or resume training) a model")
-    train.add_argument(
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train (or resume training) a model")
+    p.add_argument(
         "--data", default="synthetic", help="dataset folder/zip, or 'synthetic' (on the fly)"
     )
-    _data_args(train)
-    train.add_argument(
-        "--model", default="depthmasknet", help="depthmasknet or a reference network"
-    )
-    train.add_argument(
+    _data_args(p)
+    p.add_argument("--model", default="depthmasknet", help="depthmasknet or a reference network")
+    p.add_argument(
         "--stages", type=_stage, nargs="+", help="SIZE:EPOCHS:BATCH ..., e.g. 64:4:32 128:2:16"
     )
-    train.add_argument("--lr", type=_RATE, default=TrainConfig().lr)
-    train.add_argument("--train-seed", type=int, default=TrainConfig().seed)
-    train.add_argument(
-        "--ckpt-dir", default="runs/default", help="checkpoints and logs (resumed from)"
-    )
-    train.add_argument(
-        "--no-resume", action="store_true", help="start over even if checkpoints exist"
-    )
-    train.set_defaults(func=cmd_train)
+    p.add_argument("--lr", type=_RATE, default=TrainConfig().lr)
+    p.add_argument("--train-seed", type=int, default=TrainConfig().seed)
+    p.add_argument("--ckpt-dir", default="runs/default", help="checkpoints and logs (resumed from)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    p.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="metrics of a checkpoint on a split; per-sample CSV")
-    ev.add_argument(
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split; per-sample CSV")
+    p.add_argument(
         "--ckpt", required=True, help="a checkpoint written by train (e.g. runs/default/best.pt)"
     )
-    ev.add_argument("--data", default="synthetic", help="dataset folder/zip, or 'synthetic'")
-    _data_args(ev)
-    ev.add_argument("--split", default="test", choices=("train", "val", "test"))
-    ev.add_argument(
+    p.add_argument("--data", default="synthetic", help="dataset folder/zip, or 'synthetic'")
+    _data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
         "--eval-size",
         type=_POSITIVE,
         default=None,
         help="evaluate at this size (default: training size)",
     )
-    ev.add_argument(
+    p.add_argument(
         "--robustness", action="store_true", help="also the background-perturbation sweep"
     )
-    _flip_arg(ev)
-    ev.add_argument("--out", default="eval_out")
-    ev.set_defaults(func=cmd_evaluate)
+    _flip_arg(p)
+    p.add_argument("--out", default="eval_out")
+    p.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="mask and depth for your own bg + fg_bg photos")
-    pr.add_argument("--ckpt", required=True)
-    pr.add_argument("--bg", required=True, help="background photo")
-    pr.add_argument("--fg-bg", required=True, help="the same scene with the object")
-    _flip_arg(pr)
-    pr.add_argument("--out", default="predict_out")
-    pr.set_defaults(func=cmd_predict)
-    return parser
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="mask and depth for your own bg + fg_bg photos")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--bg", required=True, help="background photo")
+    p.add_argument("--fg-bg", required=True, help="the same scene with the object")
+    _flip_arg(p)
+    p.add_argument("--out", default="predict_out")
+    p.set_defaults(func=cmd_predict)
 
 
 def main(argv: list[str] | None = None) -> int:
