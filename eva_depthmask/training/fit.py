@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from ..augment.normalize import check_stats, norm_constants, normalize
@@ -27,9 +27,10 @@ from .devices import default_threads, distributed, pick_device
 from .loaders import TrainData, default_workers, opencv_threads, train_loader
 from .optim import make_optimizer, make_scheduler
 from .precision import autocast, precision_name
-from .resume import model_config, resume_latest
+from .resume import resume_latest
 from .runlog import RunLog
 from .sampler import EpochSampler
+from .state import Progress, Run, emit, save
 from .val_metrics import validate
 
 
@@ -59,6 +60,53 @@ def fit(
     ``cfg.ckpt_dir`` when ``resume``. Returns ``{"val": last validation metrics, "best": best value
     of cfg.best_metric, "best_path", "last_path": checkpoint paths, "resumed_from": path of the
     checkpoint this call resumed from (None: a fresh start), "steps": optimizer steps this call took}``."""
+    run = _start(model, data, cfg, callbacks, loss_fn)
+    resumed = resume_latest(run) if resume else None
+    if resumed is None:  # a fresh run: dropout and any other torch randomness start from the seed
+        torch.manual_seed(cfg.seed)
+    last_val = resumed[1] if resumed else {}
+    first_step = run.progress.global_step
+    os.makedirs(cfg.ckpt_dir, exist_ok=True)
+    run.log = RunLog(
+        cfg.ckpt_dir,
+        _columns(run.loss_fn),
+        first_step,
+        enabled=run.rank == 0,
+        tensorboard=cfg.tensorboard,
+    )
+    torch_threads = torch.get_num_threads()
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    try:
+        with opencv_threads(1 if run.workers else None):  # the loaders' forked workers inherit it
+            for stage in range(run.progress.stage, len(cfg.stages)):
+                last_val = _train_stage(run, stage, last_val)
+    finally:
+        run.log.close()
+        torch.set_num_threads(torch_threads)
+    last = ckpt.list_checkpoints(cfg.ckpt_dir)
+    return {
+        "val": last_val,
+        "best": run.progress.best,
+        "best_path": os.path.join(cfg.ckpt_dir, "best.pt"),
+        "last_path": str(last[-1]) if last else None,
+        "resumed_from": str(resumed[0]) if resumed else None,
+        "steps": run.progress.global_step - first_step,
+    }
+
+
+class Epoch(NamedTuple):
+    """One epoch of the recipe: ``cfg.stages[stage]`` gives its image ``size`` (px) and ``batch``."""
+
+    stage: int
+    epoch: int
+    size: int
+    batch: int
+
+
+def _start(model, data: TrainData, cfg: TrainConfig, callbacks, loss_fn) -> Run:
+    """Put the model, loss, optimizer, scheduler and scaler on the device picked by ``cfg`` (joining
+    the process group under torchrun); the run starts at step 0 until it resumes."""
     rank, world = distributed()
     device = pick_device(cfg)
     cuda = device.type == "cuda"
@@ -72,202 +120,165 @@ def fit(
     stage_steps = [len(data.raw("train", s)) // (b * world) for s, _, b in cfg.stages]
     total = sum(n * e for n, (_, e, _) in zip(stage_steps, cfg.stages, strict=True))
     opt = make_optimizer(model, cfg)
-    sched = make_scheduler(opt, cfg, total)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
-    where = {"stage": 0, "epoch": 0, "step": 0, "global_step": 0, "best": None, "seconds": 0.0}
-    loss_config = to_dict(loss_fn.cfg) if hasattr(loss_fn, "cfg") else type(loss_fn).__name__
-    resumed = None
-    if resume:
-        resumed = resume_latest(cfg, model, opt, sched, scaler, where, rank, loss_config)
-    if resumed is None:  # a fresh run: dropout and any other torch randomness start from the seed
-        torch.manual_seed(cfg.seed)
-    last_val = resumed[1] if resumed else {}
-    first_step = where["global_step"]
-    os.makedirs(cfg.ckpt_dir, exist_ok=True)
-    columns = _columns(loss_fn)
-    log = RunLog(
-        cfg.ckpt_dir, columns, where["global_step"], enabled=rank == 0, tensorboard=cfg.tensorboard
-    )
     workers = default_workers(device, world) if cfg.num_workers is None else cfg.num_workers
-    threads = default_threads(device, workers, world) if cfg.threads is None else cfg.threads
-    torch_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    ctx = {"data": data, "stats": stats, "cfg": cfg, "model": model, "opt": opt, "sched": sched}
-    ctx["loss_config"] = loss_config
-    ctx.update(scaler=scaler, rank=rank, world=world, log=log, callbacks=callbacks, where=where)
-    try:
-        with opencv_threads(1 if workers else None):  # the loaders' forked workers inherit it
-            last_val = _train_stages(ctx, net, loss_fn, device, fmt, workers, last_val)
-    finally:
-        log.close()
-        torch.set_num_threads(torch_threads)
-    best = os.path.join(cfg.ckpt_dir, "best.pt")
-    last = ckpt.list_checkpoints(cfg.ckpt_dir)
-    return {
-        "val": last_val,
-        "best": where["best"],
-        "best_path": best,
-        "last_path": str(last[-1]) if last else None,
-        "resumed_from": str(resumed[0]) if resumed else None,
-        "steps": where["global_step"] - first_step,
-    }
+    return Run(
+        cfg=cfg,
+        data=data,
+        stats=stats,
+        model=model,
+        net=net,
+        loss_fn=loss_fn,
+        loss_config=to_dict(loss_fn.cfg) if hasattr(loss_fn, "cfg") else type(loss_fn).__name__,
+        opt=opt,
+        sched=make_scheduler(opt, cfg, total),
+        scaler=torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp),
+        device=device,
+        fmt=fmt,
+        workers=workers,
+        threads=default_threads(device, workers, world) if cfg.threads is None else cfg.threads,
+        rank=rank,
+        world=world,
+        callbacks=callbacks,
+        progress=Progress(),
+    )
 
 
-def _train_stages(ctx, net, loss_fn, device, fmt, workers: int, last_val: dict) -> dict:
-    """Every stage and epoch from ``ctx["where"]`` on: train, validate, checkpoint; returns the
-    last validation metrics."""
-    data, cfg, stats, where = ctx["data"], ctx["cfg"], ctx["stats"], ctx["where"]
-    rank, world, sched = ctx["rank"], ctx["world"], ctx["sched"]
-    for stage in range(where["stage"], len(cfg.stages)):
-        size, epochs, batch = cfg.stages[stage]
-        # uint8 from the loader, a quarter of the bytes for workers to hand over; normalised per batch
-        train_ds = data.dataset("train", size, cfg.seed, stats, cfg.cache_mb, normalize=False)
-        val_ds = data.dataset("val", size, stats=stats)
-        if cfg.max_val_samples:
-            val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
-        for epoch in range(where["epoch"], epochs):
-            sampler = EpochSampler(
-                len(train_ds), cfg.seed, stage, epoch, batch, where["step"], rank, world
-            )
-            loader = train_loader(train_ds, sampler, batch, workers, device.type == "cuda")
-            _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch)
-            last_val = validate(net, val_ds, device, cfg.amp, batch, rank, world, workers)
-            done_stage = epoch + 1 == epochs
-            where.update(stage=stage + done_stage, epoch=0 if done_stage else epoch + 1, step=0)
-            if cfg.schedule == "step":
-                sched.step()
-            _end_of_epoch(ctx, last_val, size, stage, epoch)
-        where["epoch"] = 0
+def _train_stage(run: Run, stage: int, last_val: dict) -> dict:
+    """The epochs of ``stage`` from ``run.progress`` on: train, validate, checkpoint; returns the
+    last validation metrics (``last_val`` when no epoch is left)."""
+    cfg, where = run.cfg, run.progress
+    size, epochs, batch = cfg.stages[stage]
+    # uint8 from the loader, a quarter of the bytes for workers to hand over; normalised per batch
+    train_ds = run.data.dataset("train", size, cfg.seed, run.stats, cfg.cache_mb, normalize=False)
+    val_ds = run.data.dataset("val", size, stats=run.stats)
+    if cfg.max_val_samples:
+        val_ds = Subset(val_ds, range(min(cfg.max_val_samples, len(val_ds))))
+    for epoch in range(where.epoch, epochs):
+        now = Epoch(stage, epoch, size, batch)
+        _train_epoch(run, now, train_ds)
+        last_val = validate(
+            run.net, val_ds, run.device, cfg.amp, batch, run.rank, run.world, run.workers
+        )
+        # progress now points at the next epoch: the checkpoint written below resumes there
+        done_stage = epoch + 1 == epochs
+        where.stage, where.epoch, where.step = stage + done_stage, 0 if done_stage else epoch + 1, 0
+        if cfg.schedule == "step":
+            run.sched.step()
+        _end_of_epoch(run, now, last_val)
+    where.epoch = 0
     return last_val
 
 
-def _train_epoch(ctx, net, loss_fn, loader, sampler, device, fmt, size, stage, epoch) -> None:
-    cfg, where, opt, sched, scaler = (
-        ctx["cfg"],
-        ctx["where"],
-        ctx["opt"],
-        ctx["sched"],
-        ctx["scaler"],
+def _train_epoch(run: Run, now: Epoch, train_ds: Dataset) -> None:
+    """Train the batches of epoch ``now`` from ``run.progress.step`` on, logging every
+    ``cfg.log_every`` steps and at its end, checkpointing every ``cfg.ckpt_every`` steps."""
+    cfg, where = run.cfg, run.progress
+    sampler = EpochSampler(
+        len(train_ds), cfg.seed, now.stage, now.epoch, now.batch, where.step, run.rank, run.world
     )
-    net.train()
+    loader = train_loader(train_ds, sampler, now.batch, run.workers, run.device.type == "cuda")
+    run.net.train()
     bar = tqdm(
         total=sampler.batches,
-        initial=where["step"],
-        desc=f"stage {stage} ({size}px, {precision_name(device, cfg.amp)}) epoch {epoch}",
-        disable=ctx["rank"] != 0,
+        initial=where.step,
+        desc=f"stage {now.stage} ({now.size}px, {precision_name(run.device, cfg.amp)}) "
+        f"epoch {now.epoch}",
+        disable=run.rank != 0,
         leave=False,
     )
     t0, seen = time.perf_counter(), 0
     t_step = t0
-    scale, shift = norm_constants(*check_stats(ctx["stats"]), device)
+    scale, shift = norm_constants(*check_stats(run.stats), run.device)
     for batch in loader:
-        bg, fg_bg = (
-            normalize(batch[k].to(device, non_blocking=True), scale, shift).contiguous(
-                memory_format=fmt
-            )
-            for k in ("bg", "fg_bg")
-        )
-        true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
-        with autocast(device, cfg.amp):
-            pred = net(bg, fg_bg)
-        losses = loss_fn(pred, true)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(losses["total"]).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if cfg.schedule == "onecycle":
-            sched.step()
-        where["step"] += 1
-        where["global_step"] += 1
-        now = time.perf_counter()
-        where["seconds"] += now - t_step  # training time only: survives resumes, skips validation
-        t_step = now
-        seen += bg.shape[0] * ctx["world"]
+        losses = _step(run, batch, scale, shift)
+        where.step += 1
+        where.global_step += 1
+        t = time.perf_counter()
+        where.seconds += t - t_step  # training time only: survives resumes, skips validation
+        t_step = t
+        seen += batch["bg"].shape[0] * run.world
         bar.update()
-        if where["global_step"] % cfg.log_every == 0 or where["step"] == sampler.batches:
+        if where.global_step % cfg.log_every == 0 or where.step == sampler.batches:
             rate = seen / (time.perf_counter() - t0)
-            row = {
-                "kind": "train",
-                "stage": stage,
-                "size": size,
-                "epoch": epoch,
-                "step": where["step"],
-                "global_step": where["global_step"],
-                "seconds": where["seconds"],
-                "lr": opt.param_groups[0]["lr"],
-                "img_per_s": rate,
-                **{f"loss_{k}": v.item() for k, v in losses.items()},
-            }
+            row = _train_row(run, now, losses, rate)
             bar.set_postfix(loss=f"{row['loss_total']:.4f}", img_s=f"{rate:.0f}")
-            _emit(ctx, row)
+            emit(run, row)
             t0, seen = time.perf_counter(), 0
-        if where["global_step"] % cfg.ckpt_every == 0 and where["step"] < sampler.batches:
-            _save(ctx, extra={"order": torch.from_numpy(sampler.order)})
+        if where.global_step % cfg.ckpt_every == 0 and where.step < sampler.batches:
+            save(run, extra={"order": torch.from_numpy(sampler.order)})
     bar.close()
 
 
-def _end_of_epoch(ctx, metrics: dict, size: int, stage: int, epoch: int) -> None:
-    cfg, where = ctx["cfg"], ctx["where"]
+def _step(run: Run, batch: dict, scale: torch.Tensor, shift: torch.Tensor) -> dict:
+    """One optimizer step on a loader batch (uint8 images, normalised here with ``scale``/``shift``);
+    returns the loss parts (scalar tensors, ``"total"`` among them)."""
+    cfg, device, opt, scaler = run.cfg, run.device, run.opt, run.scaler
+    bg, fg_bg = (
+        normalize(batch[k].to(device, non_blocking=True), scale, shift).contiguous(
+            memory_format=run.fmt
+        )
+        for k in ("bg", "fg_bg")
+    )
+    true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
+    with autocast(device, cfg.amp):
+        pred = run.net(bg, fg_bg)
+    losses = run.loss_fn(pred, true)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(losses["total"]).backward()
+    if cfg.grad_clip > 0:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(run.net.parameters(), cfg.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    if cfg.schedule == "onecycle":
+        run.sched.step()
+    return losses
+
+
+def _train_row(run: Run, now: Epoch, losses: dict, rate: float) -> dict:
+    """The log row of a training step: where, learning rate, images/s and the loss parts."""
+    where = run.progress
+    return {
+        "kind": "train",
+        "stage": now.stage,
+        "size": now.size,
+        "epoch": now.epoch,
+        "step": where.step,
+        "global_step": where.global_step,
+        "seconds": where.seconds,
+        "lr": run.opt.param_groups[0]["lr"],
+        "img_per_s": rate,
+        **{f"loss_{k}": v.item() for k, v in losses.items()},
+    }
+
+
+def _end_of_epoch(run: Run, now: Epoch, metrics: dict) -> None:
+    """Keep the best value of ``cfg.best_metric``, log the validation row, checkpoint (and best.pt
+    when it improved)."""
+    cfg, where = run.cfg, run.progress
     value = metrics.get(cfg.best_metric)
     if value is None:
         raise KeyError(
             f"TrainConfig.best_metric {cfg.best_metric!r} is not a metric; have {sorted(metrics)}"
         )
-    better = where["best"] is None or (
-        value > where["best"] if cfg.best_mode == "max" else value < where["best"]
+    better = where.best is None or (
+        value > where.best if cfg.best_mode == "max" else value < where.best
     )
     if better:
-        where["best"] = value
+        where.best = value
     row = {
         "kind": "val",
-        "stage": stage,
-        "size": size,
-        "epoch": epoch,
+        "stage": now.stage,
+        "size": now.size,
+        "epoch": now.epoch,
         "step": 0,
-        "global_step": where["global_step"],
-        "seconds": where["seconds"],
-        "lr": ctx["opt"].param_groups[0]["lr"],
+        "global_step": where.global_step,
+        "seconds": where.seconds,
+        "lr": run.opt.param_groups[0]["lr"],
         **metrics,
     }
-    _emit(ctx, row)
-    _save(ctx, best=better, extra={"val": metrics})
-
-
-def _save(ctx, best: bool = False, extra: dict | None = None) -> None:
-    """Checkpoint (rank 0 writes; every process waits for it), then prune old ones."""
-    if ctx["rank"] == 0:
-        cfg, where, model = ctx["cfg"], ctx["where"], ctx["model"]
-        state = {
-            "model": model.state_dict(),
-            "optimizer": ctx["opt"].state_dict(),
-            "scheduler": ctx["sched"].state_dict(),
-            "scaler": ctx["scaler"].state_dict(),
-            **where,
-            "rng": ckpt.rng_state(),
-            "model_config": model_config(model),
-            "train_config": to_dict(cfg),
-            "loss_config": ctx["loss_config"],
-            "data": ctx["data"].describe(),
-            "stats": ctx["stats"],
-            **(extra or {}),
-        }
-        ckpt.save(ckpt.checkpoint_path(cfg.ckpt_dir, where["global_step"]), state)
-        if best:
-            ckpt.save(os.path.join(cfg.ckpt_dir, "best.pt"), state)
-        ckpt.prune(cfg.ckpt_dir, cfg.keep_last)
-    if ctx["world"] > 1:
-        dist.barrier()
-
-
-def _emit(ctx, row: dict) -> None:
-    ctx["log"].log(row)
-    if ctx["rank"] == 0:
-        for cb in ctx["callbacks"]:
-            cb(row)
+    emit(run, row)
+    save(run, best=better, extra={"val": metrics})
 
 
 def _columns(loss_fn: nn.Module) -> list[str]:

@@ -8,12 +8,16 @@ and how often a run writes and logs but not what it computes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..config import TrainConfig, diff, flatten, from_dict
 from ..nets.registry import identity
 from . import checkpoint as ckpt
+
+if TYPE_CHECKING:  # state.py imports model_config from here
+    from .state import Run
 
 # Settings that may change between a run and its resumption without changing what it computes.
 RESUME_FREE = {
@@ -78,32 +82,25 @@ def _changed(prefix: str, old: dict | str | None, new: dict | str | None) -> lis
     ]
 
 
-def resume_latest(
-    cfg: TrainConfig,
-    model,
-    opt,
-    sched,
-    scaler,
-    where: dict,
-    rank: int = 0,
-    loss_config: dict | str | None = None,
-) -> tuple[Path, dict] | None:
-    """Load the newest readable checkpoint of ``cfg.ckpt_dir`` into everything that trains; updates
-    ``where`` and returns ``(path of that checkpoint, the validation metrics stored with it)``, or
-    None when there is none. A checkpoint of other settings is refused (``check_resumable``)."""
-    found = ckpt.latest(cfg.ckpt_dir)
+def resume_latest(run: Run) -> tuple[Path, dict] | None:
+    """Load the newest readable checkpoint of ``run.cfg.ckpt_dir`` into everything that trains (model,
+    optimizer, scheduler, scaler, torch/numpy/python RNGs, ``run.progress``); returns ``(path of that
+    checkpoint, the validation metrics stored with it)``, or None when there is none. A checkpoint of
+    other settings is refused (``check_resumable``)."""
+    found = ckpt.latest(run.cfg.ckpt_dir)
     if not found:
         return None
     path, state = found
-    check_resumable(state, model, cfg, path, loss_config)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
+    check_resumable(state, run.model, run.cfg, path, run.loss_config)
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
-    where.update({k: state.get(k, where[k]) for k in where})
-    if rank == 0:
+    run.progress.load(state)
+    if run.rank == 0:
+        where = run.progress
         print(
-            f"resuming from {path.name}: stage {where['stage']}, epoch {where['epoch']}, step {where['step']}"
+            f"resuming from {path.name}: stage {where.stage}, epoch {where.epoch}, step {where.step}"
         )
     return path, state.get("val", {})
