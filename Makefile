@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Both create or reuse .venv.
+# `make mutants`: the mutation check of benchmarks/README.md ("Mutation check"), not part of CI.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format
+.PHONY: demo test lint format mutants
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,3 +29,25 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+# Every mutant of checkpoint.py, resume.py, metrics.py, losses.py and of loaders.py's epoch order
+# and per-sample seeding (mutmut names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N),
+# each run against the tests that call the function it changes ([tool.mutmut] in pyproject.toml).
+# JOBS mutants at a time, one torch thread each.
+JOBS    ?= 2
+MUTANTS := 'eva_depthmask.checkpoint.*' 'eva_depthmask.resume.*' 'eva_depthmask.metrics.*' \
+           'eva_depthmask.losses.*' 'eva_depthmask.loaders.x_epoch_order__*' \
+           'eva_depthmask.loaders.x?EpochSampler?*' 'eva_depthmask.loaders.x?SeededSamples?*'
+
+mutants: $(STAMP)
+	$(PY) -c "from importlib.metadata import version; assert version('mutmut').startswith('3.8.')" \
+		2>/dev/null || $(PY) -m pip install -q "mutmut==3.8.*"
+	rm -rf mutants && mkdir mutants
+	@echo "mutmut run: progress in mutants/run.log"
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(JOBS) $(MUTANTS) \
+		> mutants/run.log 2>&1 || { tail -c 3000 mutants/run.log; exit 1; }
+	@echo "Mutants by module and result:"
+	@$(VENV)/bin/mutmut results --all true | grep -v ': not checked' | awk -F': ' \
+		'{split($$1, n, "."); c[n[2] ": " $$2]++} END {for (k in c) print "  " k, c[k]}' | sort
+	@echo "Not killed (mutmut show NAME shows one; benchmarks/README.md says why each may live):"
+	@$(VENV)/bin/mutmut results | grep -v ': not checked' || echo "  none"
