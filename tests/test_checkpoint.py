@@ -1,4 +1,5 @@
-"""Checkpoint files in-process: RNG states, atomic saves, refusals, the newest readable file, pruning.
+"""Checkpoints in-process: RNG states, atomic saves, refusals, the newest readable file, pruning and
+which checkpoints a run may resume from.
 
 The SIGKILL tests in test_train.py run training in subprocesses, which `make mutants` cannot see
 into; these call checkpoint.py directly, so each of its rules has a test in the mutation check.
@@ -9,13 +10,18 @@ from __future__ import annotations
 import os
 import random
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from eva_depthmask.config import TrainConfig, to_dict
 from eva_depthmask.training import checkpoint as ckpt
+from eva_depthmask.training import resume
+from eva_depthmask.training.state import Progress, Run
 
 
 def draws() -> tuple:
@@ -113,7 +119,7 @@ def test_load_refuses_what_is_not_a_checkpoint_naming_the_file(tmp_path):
         torch.save(content, tmp_path / name)
         with pytest.raises(
             ckpt.CheckpointError,
-            match=rf"{name}: not an eva_depthmask checkpoint \(no 'eva_depthmask.checkpoint' marker\)$",
+            match=rf"{name}: not an eva_depthmask checkpoint \(no '{ckpt.FORMAT}' marker\)$",
         ):
             ckpt.load(tmp_path / name)
 
@@ -236,3 +242,173 @@ def test_rng_state_restores_cuda_draws_and_takes_a_state_written_without_cuda():
     assert torch.rand(3, device="cuda").tolist() == want
     from_cpu = {k: v for k, v in saved.items() if k != "cuda"}  # as a CPU-only machine writes it
     ckpt.set_rng_state(from_cpu)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which checkpoints a run may resume from (resume.check_resumable), without training: the state
+# holds what fit() stores for it.
+
+
+@dataclass(frozen=True)
+class Inner:
+    kernel: int = 3
+
+
+@dataclass(frozen=True)
+class Shape:
+    width: int = 8
+    inner: Inner = Inner()
+
+
+class Net(nn.Module):
+    def __init__(self, cfg: Shape | None = None):
+        super().__init__()
+        self.cfg = cfg if cfg is not None else Shape()
+
+
+class Bare(nn.Module):
+    """A model without a config."""
+
+
+def written_by(model: nn.Module, cfg: TrainConfig, loss=None) -> dict:
+    state = {"model_config": resume.model_config(model), "train_config": to_dict(cfg)}
+    return state if loss is None else {**state, "loss_config": loss}
+
+
+def refusal(state: dict, model: nn.Module, cfg: TrainConfig, loss=None) -> str:
+    with pytest.raises(ckpt.CheckpointError) as refused:
+        resume.check_resumable(state, model, cfg, "run/ckpt_00000006.pt", loss)
+    message = str(refused.value)
+    head = "run/ckpt_00000006.pt: was written by a run with other settings ("
+    tail = "); use another ckpt_dir, or fit(..., resume=False) to start over"
+    assert message.startswith(head) and message.endswith(tail), message
+    return message[len(head) : -len(tail)]
+
+
+def test_resume_refuses_another_model_naming_each_setting():
+    cfg = TrainConfig()
+    assert refusal(written_by(Net(), cfg), Bare(), cfg) == "model: Net -> Bare"
+    assert refusal(written_by(Bare(), cfg), Net(), cfg) == "model: Bare -> Net"
+    wider = Net(Shape(width=16, inner=Inner(kernel=5)))
+    assert refusal(written_by(Net(), cfg), wider, cfg) == (
+        "model.inner.kernel: 3 -> 5; model.width: 8 -> 16"
+    )
+    # a setting the checkpoint predates is a change too
+    old = written_by(Net(), cfg)
+    del old["model_config"]["kwargs"]["width"]
+    assert refusal(old, Net(), cfg) == "model.width: None -> 8"
+
+
+def test_resume_names_model_train_and_loss_changes_together():
+    cfg = TrainConfig(lr=0.003)
+    state = written_by(Net(), cfg, loss={"depth_weight": 1.0, "mask_weight": 1.0})
+    got = refusal(
+        state, Net(Shape(width=4)), replace(cfg, lr=0.01), {"depth_weight": 2.0, "mask_weight": 1.0}
+    )
+    assert got == "model.width: 8 -> 4; train.lr: 0.003 -> 0.01; loss.depth_weight: 1.0 -> 2.0"
+    assert refusal(state, Net(), cfg, "Ascent") == (
+        "loss: {'depth_weight': 1.0, 'mask_weight': 1.0} -> 'Ascent'"
+    )
+
+
+def test_resume_accepts_what_does_not_change_the_computation():
+    cfg = TrainConfig(ckpt_dir="a", ckpt_every=100, num_workers=0, tensorboard=True)
+    state = written_by(Net(), cfg, loss={"depth_weight": 1.0})
+    moved = replace(cfg, ckpt_dir="b", ckpt_every=7, keep_last=9, log_every=3, num_workers=2)
+    moved = replace(moved, device="cpu", tensorboard=False)
+    resume.check_resumable(state, Net(), moved, "x.pt", {"depth_weight": 1.0})
+    # no loss given, or a checkpoint written before fit() stored its loss: the loss is not checked
+    resume.check_resumable(state, Net(), cfg, "x.pt", None)
+    resume.check_resumable(written_by(Net(), cfg), Net(), cfg, "x.pt", {"depth_weight": 9.0})
+    assert refusal(state, Net(), replace(cfg, seed=1)) == "train.seed: 0 -> 1"
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cfg, self.lin = Shape(), nn.Linear(2, 2)
+
+
+def trainer(seed: int) -> tuple:
+    """A model, SGD with momentum, a step schedule and an enabled grad scaler, from ``seed``."""
+    torch.manual_seed(seed)
+    net = Tiny()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    return net, opt, sched, torch.amp.GradScaler("cpu", init_scale=2.0 ** (seed + 4))
+
+
+def trained_state(cfg: TrainConfig, where: dict) -> tuple[dict, Tiny, torch.Tensor]:
+    """What fit() would store after one step: (state, its model, the next draw of torch's RNG)."""
+    net, opt, sched, scaler = trainer(1)
+    net.lin(torch.ones(1, 2)).sum().backward()
+    opt.step()  # momentum buffers exist now
+    sched.step()  # lr 0.1 -> 0.05
+    state = {
+        **{"model": net.state_dict(), "optimizer": opt.state_dict()},
+        **{"scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
+        **where,
+        "rng": ckpt.rng_state(),
+        "model_config": resume.model_config(net),
+        "train_config": to_dict(cfg),
+    }
+    return state, net, torch.rand(3)
+
+
+def run_of(cfg: TrainConfig, net, opt, sched, scaler, rank: int = 0) -> Run:
+    """A fresh run of ``fit()`` over these parts, at its start (no data: resume reads none)."""
+    return Run(
+        cfg=cfg,
+        data=None,
+        stats={},
+        model=net,
+        net=net,
+        loss_fn=None,
+        loss_config=None,
+        opt=opt,
+        sched=sched,
+        scaler=scaler,
+        device=torch.device("cpu"),
+        fmt=torch.contiguous_format,
+        workers=0,
+        threads=None,
+        rank=rank,
+        world=1,
+        callbacks=(),
+        progress=Progress(),
+    )
+
+
+def test_resume_latest_loads_all_that_trains_and_says_where_from(tmp_path, capsys):
+    cfg = TrainConfig(ckpt_dir=str(tmp_path))
+    where = {"stage": 1, "epoch": 2, "step": 3, "global_step": 11, "best": 0.5, "seconds": 9.0}
+    state, net, next_draw = trained_state(cfg, where)
+    ckpt.save(ckpt.checkpoint_path(tmp_path, 11), {**state, "val": {"mask_iou": 0.75}})
+    net2, opt2, sched2, scaler2 = trainer(2)
+    assert not torch.equal(net2.lin.weight, net.lin.weight)
+    run = run_of(cfg, net2, opt2, sched2, scaler2)
+    path, val = resume.resume_latest(run)
+    assert path == ckpt.checkpoint_path(tmp_path, 11) and val == {"mask_iou": 0.75}
+    assert capsys.readouterr().out == "resuming from ckpt_00000011.pt: stage 1, epoch 2, step 3\n"
+    assert run.progress.as_dict() == where
+    assert torch.equal(net2.lin.weight, net.lin.weight)
+    momentum = [s["momentum_buffer"] for s in opt2.state_dict()["state"].values()]
+    assert len(momentum) == 2 and all(m.abs().sum() > 0 for m in momentum)
+    assert sched2.get_last_lr() == [0.05] and opt2.param_groups[0]["lr"] == 0.05
+    assert scaler2.get_scale() == 2.0**5  # trainer(1)'s, not trainer(2)'s 2 ** 6
+    assert torch.equal(torch.rand(3), next_draw)  # torch's RNG as it was when saved
+
+
+def test_resume_latest_elsewhere_than_rank_0_is_quiet_and_keeps_what_old_files_lack(
+    tmp_path, capsys
+):
+    cfg = TrainConfig(ckpt_dir=str(tmp_path))
+    assert resume.resume_latest(run_of(cfg, *trainer(2))) is None  # nothing to resume
+    where = {"stage": 0, "epoch": 1, "step": 0, "global_step": 4, "best": 0.25}
+    state, _, _ = trained_state(cfg, where)  # written before "seconds" and "val" existed
+    ckpt.save(ckpt.checkpoint_path(tmp_path, 4), state)
+    run = run_of(cfg, *trainer(2), rank=1)
+    path, val = resume.resume_latest(run)
+    assert path.name == "ckpt_00000004.pt" and val == {}
+    assert capsys.readouterr().out == ""
+    assert run.progress.as_dict() == {**where, "seconds": 0.0}
