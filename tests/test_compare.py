@@ -13,6 +13,8 @@ from eva_depthmask.nets.registry import build_model
 from eva_depthmask.training.loaders import TrainData
 from eva_depthmask.training.runlog import read_log
 
+pytestmark = pytest.mark.slow  # each trains every network end to end: seconds per test
+
 KEYS = {
     "name",
     "params",

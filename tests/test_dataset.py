@@ -144,6 +144,7 @@ def test_parallel_workers_write_the_same_bytes(tmp_path, full_png):
     assert _tree(a) == _tree(b)
 
 
+@pytest.mark.slow
 def test_killed_make_dataset_resumes_to_the_same_result(tmp_path):
     args = ["--size", "32", "--n-bg", "16", "--n-fg", "4", "--placements", "3", "--format", "png"]
     make = [sys.executable, "-m", "eva_depthmask", "make-data"]
