@@ -6,8 +6,9 @@ and nothing runs at import. The subpackages, from the top layer down (each impor
 it; pyproject.toml's import-linter contract checks that):
 
     apps        figures, the notebook browser, the demo, Colab helpers, the command line
-    evaluation  metrics over a dataset, difference baseline, robustness sweep, Predictor
-    training    fit(), loaders, sample cache, checkpoints, resume, run log, optimiser, precision
+    evaluation  metrics over a dataset, difference baseline, robustness sweep, Predictor and its
+                refinement at the photo's resolution, scores at that resolution
+    training    fit(), loaders, mixed datasets, sample cache, checkpoints, resume, run log, optimiser, precision
     losses, metrics
     nets        layers, fusion, encoders, DepthMaskNet, baselines, the registry, TTA, summaries
     data, augment   datasets (sources, writing, reading, course layouts, teachers) / the quartet transform
@@ -62,6 +63,8 @@ _EXPORTS = {
     "robustness_sweep": "evaluation.robustness",
     "Predictor": "evaluation.predictor",
     "predict": "evaluation.predictor",
+    "RefineConfig": "evaluation.refine",
+    "score_photos": "evaluation.photos",
     "comparison_table": "evaluation.reference",
     "PredictionBrowser": "apps.browser",
 }

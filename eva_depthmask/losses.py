@@ -9,6 +9,13 @@ delta1 do, and its scale-invariant form lets the depth's shape be learned apart 
 overall scale, which one picture shows only weakly (benchmarks/README.md, D7 and L6). Everything is
 computed in float32 with autocast off, so the losses are the same under bf16 autocast. Shapes:
 predictions and targets ``(B, 1, H, W)``; depth in [0, 1].
+
+Samples without depth (``has_depth`` False: photos made with ``teacher=None``) count for the mask
+terms only. Every depth term is a mean over samples of a per-sample value (SSIM and the gradients
+too: each map is scored on its own), so it is computed on the samples with depth alone; the others
+get no gradient from it. A batch with none has depth terms of exactly 0, still attached to the
+prediction (a zero gradient: DistributedDataParallel expects every parameter to get one). A batch
+that is all depth, or given no flags, takes the very computation it took before flags existed.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import LossConfig
-from .tensors import check_pair
+from .tensors import check_pair, depth_flags
 
 
 def mask_bce(pred_logits: Tensor, true_mask: Tensor) -> Tensor:
@@ -160,32 +167,65 @@ def depth_loss(
     )
 
 
-def loss_parts(pred: dict, true_mask: Tensor, true_depth: Tensor, cfg: LossConfig) -> dict:
+DEPTH_PARTS = ("depth_l1", "depth_ssim", "depth_grad", "depth_log", "depth_silog")
+
+
+def loss_parts(
+    pred: dict,
+    true_mask: Tensor,
+    true_depth: Tensor,
+    cfg: LossConfig,
+    has_depth: Tensor | None = None,
+) -> dict:
     """Each part, unweighted: mask_bce, mask_dice, depth_l1, depth_ssim, depth_grad, depth_log,
-    depth_silog, and mask_edge where ``cfg.mask_edge`` weighs it (float32)."""
+    depth_silog, and mask_edge where ``cfg.mask_edge`` weighs it (float32).
+
+    ``has_depth``: bool or 0/1 ``(B,)``, which samples' depth counts (None: all; module docstring).
+    """
     with torch.autocast(device_type=pred["mask"].device.type, enabled=False):
         edge = (
             {"mask_edge": mask_edge_bce(pred["mask"], true_mask, cfg.mask_edge_px)}
             if cfg.mask_edge
             else {}
         )
-        return {
+        mask = {
             "mask_bce": mask_bce(pred["mask"], true_mask),
             "mask_dice": soft_dice_loss(pred["mask"], true_mask),
-            "depth_l1": depth_l1(pred["depth"], true_depth),
-            "depth_ssim": depth_ssim_loss(
-                pred["depth"], true_depth, cfg.ssim_window, cfg.ssim_sigma
-            ),
-            "depth_grad": depth_gradient_loss(pred["depth"], true_depth),
-            "depth_log": depth_log_l1(pred["depth"], true_depth),
-            "depth_silog": depth_silog(pred["depth"], true_depth, cfg.silog_lambda),
-            **edge,
         }
+        flags = depth_flags(has_depth, true_mask.shape[0])
+        if flags is None:
+            depth = depth_parts(pred["depth"], true_depth, cfg)
+        else:
+            check_pair(pred["depth"], true_depth, "depth")
+            keep = flags.nonzero().flatten().to(true_depth.device)
+            depth = (
+                depth_parts(pred["depth"][keep], true_depth[keep], cfg)
+                if len(keep)
+                else dict.fromkeys(DEPTH_PARTS, _zero_attached(pred["depth"]))
+            )
+        return {**mask, **depth, **edge}
+
+
+def depth_parts(pred_depth: Tensor, true_depth: Tensor, cfg: LossConfig) -> dict:
+    """The depth parts of ``loss_parts`` (``DEPTH_PARTS``), every sample counted."""
+    return {
+        "depth_l1": depth_l1(pred_depth, true_depth),
+        "depth_ssim": depth_ssim_loss(pred_depth, true_depth, cfg.ssim_window, cfg.ssim_sigma),
+        "depth_grad": depth_gradient_loss(pred_depth, true_depth),
+        "depth_log": depth_log_l1(pred_depth, true_depth),
+        "depth_silog": depth_silog(pred_depth, true_depth, cfg.silog_lambda),
+    }
+
+
+def _zero_attached(x: Tensor) -> Tensor:
+    """A float32 0 in ``x``'s graph with a zero gradient, whatever ``x`` holds (even nan): the sum
+    of none of its elements."""
+    return x.float().flatten()[:0].sum()
 
 
 class DepthMaskLoss(nn.Module):
     """``forward(pred, targets)``: ``pred`` the model's dict, ``targets`` any dict with "mask" and
-    "depth" (a batch of samples). Returns float32 scalars: the parts (unweighted), "mask" and
+    "depth" (a batch of samples), and optionally "has_depth" (``loss_parts``). Returns float32 scalars: the parts (unweighted), "mask" and
     "depth" (weighted sums of their parts) and "total" = mask_weight * mask + depth_weight * depth.
     """
 
@@ -198,7 +238,8 @@ class DepthMaskLoss(nn.Module):
             if key not in pred or key not in targets:
                 raise KeyError(f"DepthMaskLoss: pred and targets both need {key!r}")
         c = self.cfg
-        parts = loss_parts(pred, targets["mask"], targets["depth"], c)
+        has_depth = targets.get("has_depth")
+        parts = loss_parts(pred, targets["mask"], targets["depth"], c, has_depth)
         mask = c.mask_bce * parts["mask_bce"] + c.mask_dice * parts["mask_dice"]
         if c.mask_edge:
             mask = mask + c.mask_edge * parts["mask_edge"]

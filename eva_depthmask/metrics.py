@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .tensors import check_pair
+from .tensors import check_pair, depth_flags
 
 EPS = 1e-3  # depth floor for ratios and logarithms, in depth units
 SEED_CLAMP = (0.1, 1.0)  # the seed projects clamp both maps to this range before delta ratios
@@ -51,7 +51,9 @@ DEPTH_SUMS = (
     "scale_log",
     "scale_bias",
 )
-SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS)
+# the samples and pixels with depth: the denominators of the depth metrics (the last, so the sums of
+# older states keep their places)
+SUM_KEYS = ("samples", "pixels", *MASK_SUMS, *DEPTH_SUMS, "depth_samples", "depth_pixels")
 
 
 def mask_sums(pred_logits: Tensor, true_mask: Tensor) -> dict[str, Tensor]:
@@ -126,18 +128,25 @@ def sums_to_metrics(s: dict[str, Tensor | float]) -> dict[str, float]:
         "mask_acc": (tp + tn) / n if n else float("nan"),
         "mask_iou_sample": s["iou_sum"] / s["samples"] if s["samples"] else float("nan"),
     }
-    nan = float("nan")  # an empty accumulator: every depth value is nan, none divides by zero
-    out.update(_depth_values(s, n or nan, s["samples"] or nan))
+    # sums without the depth counts (from before they were kept) had depth for every sample
+    depth_n, depth_samples = s.get("depth_pixels", n), s.get("depth_samples", s["samples"])
+    nan = float("nan")  # no sample with depth: every depth value is nan, none divides by zero
+    out.update(_depth_values(s, depth_n or nan, depth_samples or nan))
     return out
 
 
-def per_sample_metrics(pred: dict, true_mask: Tensor, true_depth: Tensor) -> dict[str, Tensor]:
-    """Every metric for each sample on its own: ``{name: (B,) float64}``, to sort out the worst."""
+def per_sample_metrics(
+    pred: dict, true_mask: Tensor, true_depth: Tensor, has_depth: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Every metric for each sample on its own: ``{name: (B,) float64}``, to sort out the worst;
+    depth metrics are nan for samples whose ``has_depth`` is False."""
     sums = {**mask_sums(pred["mask"], true_mask), **depth_sums(pred["depth"], true_depth)}
-    return _per_sample(sums, float(true_mask[0].numel()))
+    flags = depth_flags(has_depth, true_mask.shape[0])
+    return _per_sample(sums, float(true_mask[0].numel()), flags)
 
 
-def _per_sample(s: dict[str, Tensor], pixels: float) -> dict[str, Tensor]:
+def _per_sample(s: dict[str, Tensor], pixels: float, flags: Tensor | None = None) -> dict:
+    """Per-sample values from per-sample sums; depth ones nan where ``flags`` (bool ``(B,)``) is False."""
     tp, fp, fn, tn = s["tp"], s["fp"], s["fn"], s["tn"]
     union, one = tp + fp + fn, torch.ones_like(tp)
     out = {
@@ -145,14 +154,22 @@ def _per_sample(s: dict[str, Tensor], pixels: float) -> dict[str, Tensor]:
         "mask_dice": torch.where(union > 0, 2 * tp / (union + tp).clamp(min=1), one),
         "mask_acc": (tp + tn) / pixels,
     }
-    out.update(_depth_values(s, pixels, 1.0))
+    depth = _depth_values(s, pixels, 1.0)
+    if flags is not None:
+        valid = flags.to(tp.device)
+        depth = {
+            k: torch.where(valid, v, torch.full_like(v, float("nan"))) for k, v in depth.items()
+        }
+    out.update(depth)
     return out
 
 
-def batch_metrics(pred: dict, true_mask: Tensor, true_depth: Tensor) -> dict[str, float]:
+def batch_metrics(
+    pred: dict, true_mask: Tensor, true_depth: Tensor, has_depth: Tensor | None = None
+) -> dict[str, float]:
     """All metrics over one batch (micro, as the accumulator would give for this batch alone)."""
     acc = MetricAccumulator()
-    acc.update(pred, true_mask, true_depth)
+    acc.update(pred, true_mask, true_depth, has_depth=has_depth)
     return acc.compute()
 
 
@@ -193,19 +210,31 @@ class MetricAccumulator:
 
     @torch.no_grad()
     def update(
-        self, pred: dict, true_mask: Tensor, true_depth: Tensor, ids: list[str] | None = None
+        self,
+        pred: dict,
+        true_mask: Tensor,
+        true_depth: Tensor,
+        ids: list[str] | None = None,
+        has_depth: Tensor | None = None,
     ) -> None:
-        """Add a batch: ``pred`` = {"mask": logits, "depth": [0, 1]}, targets ``(B, 1, H, W)``."""
-        sums = {
-            **mask_sums(pred["mask"].detach(), true_mask),
-            **depth_sums(pred["depth"].detach(), true_depth),
-        }
-        b = true_mask.shape[0]
+        """Add a batch: ``pred`` = {"mask": logits, "depth": [0, 1]}, targets ``(B, 1, H, W)``;
+        ``has_depth`` (bool or 0/1 ``(B,)``, None: all) says which samples count for depth."""
+        mask = mask_sums(pred["mask"].detach(), true_mask)
+        depth = depth_sums(pred["depth"].detach(), true_depth)
+        b, pixels = true_mask.shape[0], true_mask[0].numel()
+        flags = depth_flags(has_depth, b)
+        n_depth = b if flags is None else int(flags.sum())
         batch = {"samples": float(b), "pixels": float(true_mask.numel())}
-        batch.update({k: v.sum().item() for k, v in sums.items()})
+        batch.update({k: v.sum().item() for k, v in mask.items()})
+        if flags is None:
+            batch.update({k: v.sum().item() for k, v in depth.items()})
+        else:  # only the samples with depth: the others' sums are of a made-up zero map
+            keep = flags.to(true_depth.device)
+            batch.update({k: v[keep].sum().item() for k, v in depth.items()})
+        batch.update(depth_samples=float(n_depth), depth_pixels=float(n_depth * pixels))
         self.sums += torch.tensor([batch[k] for k in SUM_KEYS], dtype=torch.float64)
         if self.keep_samples:
-            self._samples.append(_per_sample(sums, float(true_mask[0].numel())))
+            self._samples.append(_per_sample({**mask, **depth}, float(pixels), flags))
             self._ids.extend(
                 ids if ids is not None else [str(len(self._ids) + i) for i in range(b)]
             )

@@ -1,6 +1,8 @@
 """Torch basics every layer may use: the device to run on, a raw numpy sample as tensors, and the
 check that a prediction and its target have one shape.
 
+Also which samples of a batch have depth (``depth_flags``): photos labelled by no teacher have none.
+
 It sits in the base layer, beside config, storage and composite, so that data (the depth teachers),
 augment, losses and metrics, training and evaluation share one version of each.
 """
@@ -55,3 +57,14 @@ def check_pair(pred: Tensor, true: Tensor, what: str) -> None:
             f"{what}: prediction {tuple(pred.shape)} and target {tuple(true.shape)}: expected "
             "the same shape (B, 1, H, W)"
         )
+
+
+def depth_flags(has_depth: Tensor | None, batch: int) -> Tensor | None:
+    """``has_depth`` as a bool ``(B,)`` tensor on the CPU; None when every sample has depth (None
+    given, or all True), so callers keep the computation of a batch that is all depth."""
+    if has_depth is None:
+        return None
+    flags = torch.as_tensor(has_depth).detach().reshape(-1).to("cpu", torch.bool)
+    if flags.shape != (batch,):
+        raise ValueError(f"has_depth: expected {batch} flags (one a sample), got {flags.numel()}")
+    return None if bool(flags.all()) else flags

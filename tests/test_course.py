@@ -146,11 +146,14 @@ def _renamed(course: Path) -> Path:
 def test_pairing_by_regex_function_and_csv(course, tmp_path):
     _renamed(course)
     with pytest.raises(DatasetError, match=r"no background: 24 \(fg_bg/001_001_01\.jpg"):
-        index_course_dataset(course)
+        index_course_dataset(course, pairing="name")  # no "bg<number>" in the names
     by_regex = index_course_dataset(course, pairing=r"^(\d+)_")
     by_function = index_course_dataset(course, pairing=lambda name: name.split("_")[0] + ".jpg")
     assert by_regex == by_function and len(by_regex) == 24
     assert {r["bg"] for r in by_regex if r["id"].startswith("004_")} == {"bg/004.jpg"}
+    by_content = index_course_dataset(course)  # the default pairs them by content
+    assert [r["bg"] for r in by_content] == [f"bg/{r['id'][:3]}.jpg" for r in by_content]
+    assert len(by_content) == 24
 
     pairs = tmp_path / "pairs.csv"
     with open(pairs, "w", newline="") as f:

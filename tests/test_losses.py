@@ -337,3 +337,92 @@ def test_every_part_names_the_map_whose_shapes_differ():
         key = "depth" if "mask" in missing else "mask"
         with pytest.raises(KeyError, match=f"DepthMaskLoss: pred and targets both need '{key}'"):
             DepthMaskLoss()(t, missing)  # the targets lack it, the prediction has it
+
+
+# ---------------------------------------------------------------------------------------------------
+# Samples without depth (has_depth False: photos made with teacher=None)
+
+
+def mixed_batch(b=5, seed=4):
+    """Targets of ``b`` samples, predictions with some error, and flags: samples 1 and 3 have no
+    depth (their target is the zeros a depth-less dataset reads)."""
+    t = targets(b=b, h=24, w=20, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    has_depth = torch.tensor([True, False, True, False, True][:b])
+    noise = 0.1 * torch.randn(b, 1, 24, 20, generator=g)
+    pred = {
+        "mask": torch.randn(b, 1, 24, 20, generator=g).requires_grad_(),
+        "depth": (t["depth"] + noise).clamp(0, 1).requires_grad_(),  # a fair guess, for all
+    }
+    t["depth"][~has_depth] = 0
+    return pred, t, has_depth
+
+
+def depth_terms_by_hand(pred: torch.Tensor, true: torch.Tensor, lam: float = 0.85) -> dict:
+    """Each depth term as the mean over the given samples of that sample's own value, written out
+    one sample at a time (SSIM from pytorch-msssim on each map alone)."""
+    rows = []
+    for p, t in zip(pred, true, strict=True):
+        p, t = p[None].float(), t[None].float()
+        d = p.clamp_min(1e-3).log() - t.clamp_min(1e-3).log()
+        ssim = pytorch_msssim.ssim(p, t, data_range=1.0, win_size=7, win_sigma=1.5)
+        rows.append(
+            {
+                "depth_l1": (p - t).abs().mean(),
+                "depth_ssim": (1 - ssim) / 2,
+                "depth_grad": (p.diff(dim=-1) - t.diff(dim=-1)).abs().mean()
+                + (p.diff(dim=-2) - t.diff(dim=-2)).abs().mean(),
+                "depth_log": d.abs().mean(),
+                "depth_silog": ((d**2).mean() - lam * d.mean() ** 2).sqrt(),
+            }
+        )
+    return {k: torch.stack([r[k] for r in rows]).mean() for k in rows[0]}
+
+
+def test_a_mixed_batch_scores_depth_on_the_samples_with_depth_alone():
+    pred, t, has_depth = mixed_batch()
+    out = DepthMaskLoss()(pred, {**t, "has_depth": has_depth})
+    everyone = DepthMaskLoss()(pred, t)
+    for key in ("mask_bce", "mask_dice", "mask"):  # the mask counts every sample
+        assert torch.equal(out[key], everyone[key]), key
+    valid = has_depth.nonzero().flatten()
+    by_hand = depth_terms_by_hand(pred["depth"][valid], t["depth"][valid])
+    for key, value in by_hand.items():
+        assert out[key].item() == pytest.approx(value.item(), rel=1e-4, abs=1e-6), key
+        assert out[key].item() != pytest.approx(everyone[key].item(), rel=1e-3), key
+    out["total"].backward()
+    grad = pred["depth"].grad
+    assert not grad[~has_depth].any() and grad[has_depth].abs().sum() > 0
+    assert pred["mask"].grad[~has_depth].abs().sum() > 0  # their mask still trains
+
+
+def test_flags_as_floats_count_alike_and_a_wrong_count_is_refused():
+    pred, t, has_depth = mixed_batch()
+    as_bool = DepthMaskLoss()(pred, {**t, "has_depth": has_depth})
+    as_float = DepthMaskLoss()(pred, {**t, "has_depth": has_depth.float()})
+    assert all(torch.equal(as_bool[k], as_float[k]) for k in as_bool)
+    with pytest.raises(ValueError, match="has_depth: expected 5 flags"):
+        DepthMaskLoss()(pred, {**t, "has_depth": has_depth[:4]})
+
+
+def test_an_all_depth_batch_is_bit_identical_to_a_call_without_flags():
+    pred, t, _ = mixed_batch()
+    plain = DepthMaskLoss()(pred, t)
+    for flags in (torch.ones(5, dtype=torch.bool), torch.ones(5), [True] * 5):
+        flagged = DepthMaskLoss()(pred, {**t, "has_depth": flags})
+        assert flagged.keys() == plain.keys()
+        for key in plain:
+            assert torch.equal(flagged[key], plain[key]), key
+
+
+def test_a_batch_without_depth_has_zero_depth_terms_and_no_depth_gradient():
+    pred, t, _ = mixed_batch()
+    with torch.no_grad():
+        pred["depth"][0, 0, 0, 0] = float("nan")  # whatever the head says, nothing comes of it
+    out = DepthMaskLoss()(pred, {**t, "has_depth": torch.zeros(5, dtype=torch.bool)})
+    for key in ("depth_l1", "depth_ssim", "depth_grad", "depth_log", "depth_silog", "depth"):
+        assert out[key].item() == 0.0 and out[key].dtype == torch.float32, key
+    assert torch.equal(out["total"], out["mask"])  # depth_weight * 0
+    out["total"].backward()
+    assert pred["depth"].grad is not None and not pred["depth"].grad.any()  # zero, and no nan
+    assert pred["mask"].grad.abs().sum() > 0

@@ -346,3 +346,48 @@ def test_a_reduction_that_loses_a_sum_is_an_error_not_a_metric():
     acc.reduce(lambda t: t[:-1])
     with pytest.raises(ValueError):
         acc.compute()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Samples without depth (has_depth False): the mask counts them, the depth metrics do not
+
+
+def test_depth_metrics_of_a_mixed_set_are_those_of_its_samples_with_depth():
+    pred, tm, td = random_batch(8, seed=5)
+    has_depth = torch.tensor([1, 0, 0, 1, 1, 0, 1, 1], dtype=torch.bool)
+    td[~has_depth] = 0  # what a depth-less dataset reads
+    acc = MetricAccumulator(per_sample=True)
+    for s in (slice(0, 3), slice(3, 8)):  # in two batches, flags as 0/1 floats in one
+        flags = has_depth[s] if s.start else has_depth[s].float()
+        acc.update({k: v[s] for k, v in pred.items()}, tm[s], td[s], has_depth=flags)
+    mixed = acc.compute()
+    keep = has_depth.nonzero().flatten()
+    valid = batch_metrics({k: v[keep] for k, v in pred.items()}, tm[keep], td[keep])
+    everyone = batch_metrics(pred, tm, td)
+    for k, v in mixed.items():
+        want = valid[k] if k.startswith("depth_") else everyone[k]
+        assert v == pytest.approx(want, rel=1e-12, abs=1e-12), k
+    assert mixed["depth_rmse"] != pytest.approx(everyone["depth_rmse"], rel=1e-3)
+    per = acc.per_sample()
+    assert all(math.isnan(x) for x in per["depth_rmse"][~has_depth].tolist())
+    assert not per["depth_rmse"][has_depth].isnan().any()
+    assert not per["mask_iou"].isnan().any()
+
+
+def test_with_no_depth_at_all_depth_metrics_are_nan_and_mask_metrics_unchanged():
+    pred, tm, td = random_batch(4, seed=6)
+    none = batch_metrics(pred, tm, td * 0, has_depth=torch.zeros(4, dtype=torch.bool))
+    everyone = batch_metrics(pred, tm, td)
+    assert none.keys() == everyone.keys()
+    for k, v in none.items():
+        assert math.isnan(v) if k.startswith("depth_") else v == everyone[k], k
+    flagged = per_sample_metrics(pred, tm, td, has_depth=torch.tensor([True, False, True, True]))
+    plain = per_sample_metrics(pred, tm, td)
+    assert flagged["depth_mae"][1].isnan() and torch.equal(
+        flagged["depth_mae"][2:], plain["depth_mae"][2:]
+    )
+
+
+def test_all_true_flags_give_the_metrics_of_no_flags_bit_for_bit():
+    pred, tm, td = random_batch(6, seed=7)
+    assert batch_metrics(pred, tm, td, has_depth=torch.ones(6)) == batch_metrics(pred, tm, td)

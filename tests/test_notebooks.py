@@ -23,8 +23,9 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from eva_depthmask.config import DataConfig
+from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.data.dataset import QuartetDataset
-from eva_depthmask.data.sources import SampleKey
+from eva_depthmask.data.sources import ImageFolders, SampleKey
 from eva_depthmask.evaluation.evaluate import evaluate
 from eva_depthmask.evaluation.predictor import Predictor
 from eva_depthmask.training import checkpoint
@@ -341,6 +342,36 @@ def test_04_resumes_from_the_checkpoint_the_interrupted_run_wrote_last(workdir: 
     assert final == 2 * steps_per_epoch
     assert result["steps"] == final - on_disk["step"] == 6
     assert f"and took {result['steps']} steps" in printed
+
+
+@pytest.mark.slow
+def test_04_mixes_in_a_dataset_without_depth(tmp_path: Path):
+    """MIX_NAME: the synthetic rooms and a photo dataset made without a teacher, half and half."""
+    rng = np.random.default_rng(5)
+    for sub in ("bg", "fg"):
+        (tmp_path / sub).mkdir()
+    for i in range(4):
+        save(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), tmp_path / "bg" / f"b{i}.jpg")
+        fg = np.zeros((16, 8, 4), np.uint8)
+        fg[2:14, 1:7] = (*rng.integers(0, 256, 3), 255)
+        save(fg, tmp_path / "fg" / f"f{i}.png")
+    cfg = DataConfig(size=32, placements=1, image_format="png")
+    photos = ImageFolders(tmp_path / "bg", tmp_path / "fg", cfg)
+    workdir = tmp_path / "nb"
+    make_dataset(workdir / "data" / "mine", photos.cfg, photos, teacher=None, progress=False)
+    p = {**SMALL["04_training"], "STAGES": [(32, 1, 8)], "INTERRUPT_AT": None}
+    p.update(MIX_NAME="mine", MIX_RATIO=(0.5, 0.5), RUN_NAME="nb04mix")
+    nb, result = run_notebook("04_training", workdir, p, "result")
+
+    rooms = TrainData(replace(DataConfig(), **p["SYNTHETIC"]))
+    mix = TrainData.mix([rooms, TrainData(workdir / "data" / "mine")], ratio=(0.5, 0.5))
+    mine = TrainData(workdir / "data" / "mine").raw("train", 32)
+    assert not mine.has_depth and len(mine) == 2 * 4 * 2  # 2 train backgrounds x 4 cut-outs x flips
+    final = checkpoint.load(checkpoint.list_checkpoints(workdir / "runs" / "nb04mix")[-1])
+    epoch = len(rooms.raw("train", 32)) + len(mine)  # a mix's epoch: its parts' train sizes
+    assert final["global_step"] == len(mix.raw("train", 32)) // 8 == epoch // 8
+    assert "synthetic-missing + mine, ratio (0.5, 0.5)" in stdout(cell_calling(nb, "TrainData("))
+    assert result["val"]["mask_iou"] >= 0 and result["val"]["depth_rmse"] >= 0  # rooms have depth
 
 
 @pytest.mark.slow

@@ -112,6 +112,7 @@ def test_photo_dataset_depth_is_the_teachers_view_of_each_composite(tmp_path, ph
         np.testing.assert_array_equal(paste(raw["bg"], fg, placement)[1], raw["mask"])
     stats = json.loads((out / "stats.json").read_text())
     assert stats["teacher"] == {"teacher": "brightness_teacher"} and stats["source"] == "photos"
+    assert stats["has_depth"] is True and ds.has_depth and bool(ds[0]["has_depth"])
     assert stats["n_bg"] == 5 and stats["config"]["n_bg"] == 5
     splits = {s: {r["bg"] for r in ds.rows if r["split"] == s} for s in ("train", "val", "test")}
     assert not (splits["train"] & splits["val"] or splits["train"] & splits["test"])
@@ -173,11 +174,9 @@ def test_teacher_output_is_checked(tmp_path, photos):
 
     with pytest.raises(DatasetError, match=r"teacher far_too_far: returned depth outside \[0, 1\]"):
         make_dataset(tmp_path / "ds", CFG, source, teacher=far_too_far, workers=0, progress=False)
-    with pytest.raises(ValueError, match="teacher: photos have no depth"):
-        make_dataset(tmp_path / "ds2", CFG, source, workers=0, progress=False)
     with pytest.raises(ValueError, match="only photo sources"):
         make_dataset(tmp_path / "ds3", CFG, teacher=brightness_teacher, progress=False)
-    assert not (tmp_path / "ds2").exists() and not (tmp_path / "ds3").exists()
+    assert not (tmp_path / "ds3").exists()  # photos without a teacher: test_depthless.py
 
 
 def test_bad_photos_are_all_named_before_anything_is_written(tmp_path, photos):

@@ -33,8 +33,9 @@ class SceneConfig:
 class DataConfig:
     """What a dataset holds and how it is split. ``size`` is the side of the square images in pixels.
 
-    The course dataset is 100 backgrounds x 100 foregrounds x 2 flips x 20 placements = 400k quartets;
-    the defaults here are that recipe at 64 px. Splits are by background, so no background is shared.
+        The course dataset is 100 backgrounds x 100 foregrounds x 2 flips x 20 placements = 400k quartets;
+        the defaults here are that recipe at 64 px. Splits are by background, so no background is shared;
+    with ``split_fg`` by foreground too, and a split's samples pair its own backgrounds and foregrounds.
     """
 
     size: int = 64
@@ -48,6 +49,9 @@ class DataConfig:
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    # True: foregrounds are split too, with the same fractions, so val and test show backgrounds AND
+    # foregrounds that training never saw (a test of generalisation to new people, not just new rooms)
+    split_fg: bool = False
     image_format: str = "jpg"  # bg and fg_bg on disk: "jpg" (quality 95) or "png" (lossless)
     lazy: bool = (
         False  # store manifest, bg, fg, depth only; fg_bg and mask are re-composited on read
@@ -57,6 +61,7 @@ class DataConfig:
 
     @property
     def n_samples(self) -> int:
+        """Samples in the grid without ``split_fg`` (with it, fewer: sources.sample_keys counts)."""
         return self.n_bg * self.fg_count(self.n_fg) * (2 if self.flips else 1) * self.placements
 
     def __post_init__(self) -> None:

@@ -11,9 +11,18 @@ trailing tag is dropped ("_mask", "_depth", "_depth_map_001"): compared by the n
 whole name when numbers alone would be ambiguous.
 
 Pairing a composite with its background (``pairing``):
-- None (default): the number after "bg" in the composite's path inside fg_bg/ ("bg001_fg023_05.jpg"
-  and "bg001/0005.jpg" -> background number 1), matched to the background whose name carries the same
-  number ("bg001.jpg", "bg_1.png", "001.jpeg");
+- "auto" (the default; None means the same): by name when nearly every composite (``name_coverage``)
+  carries "bg<number>" naming an existing background, as for "name", and the content agrees on a
+  small sample (``sample`` composites, pairing.py; the few without such a name are "no background");
+  otherwise by content, with a warning when names were overruled. A number not marked by "bg"
+  ("img_0050.jpg": with 100 backgrounds, bg_050.jpg exists) is never read as a background's;
+- "name": the number after "bg" in the composite's path inside fg_bg/ ("bg001_fg023_05.jpg" and
+  "bg001/0005.jpg" -> background number 1), matched to the background whose name carries the same
+  number ("bg001.jpg", "bg_1.png", "001.jpeg"), trusted without looking at the images;
+- "content": the background that agrees with the composite outside its mask (pairing.py), reporting
+  composites no background fits and those two backgrounds fit nearly as well ("ambiguous pairing",
+  with "look-alike backgrounds" once per pair of (near-)duplicate backgrounds that caused it);
+  composites without a mask are not compared (they are reported under "no mask");
 - a regular expression (str or compiled): searched in that path; its first group (or the match) names
   the background, by file name, stem or number;
 - a function ``name -> background`` with the same meaning;
@@ -28,22 +37,21 @@ the CSV gives them. Masks and depth maps are decoded by course_decode.py (JPEG m
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import warnings
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from ..config import DataConfig
-from ..storage import DatasetError, Store
-from .course_layout import FOLDER_NAMES, CourseLayout, find_layout, folder_key
+from ..storage import DatasetError
+from .course_layout import CourseLayout, find_layout
 from .manifest import manifest_row
+from .pairing import MODES, Backgrounds, ContentConfig, Pair, judge, match_content, rule
 from .sources import SPLITS, split_backgrounds
 
 _TAG = re.compile(r"[\W_]*(?:mask|depth(?:[\W_]*map)?)(?:[\W_]*\d+)?$", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:mask|depth(?:[\W_]*map)?)[\W_]+", re.IGNORECASE)
-_BG_NUMBER = re.compile(r"(?<![a-z])bg[\W_]*(\d+)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -82,104 +90,31 @@ def _keyed(files: dict[str, list[str]]) -> tuple[dict[str, dict], list[str]]:
     return keyed, dups
 
 
-def _bg_id(name: str) -> int | str:
-    """A background's id: the number after "bg", else its only number, else its lowercase stem."""
-    stem = PurePosixPath(name).name.lower()
-    m = _BG_NUMBER.search(stem)
-    digits = re.findall(r"\d+", stem)
-    return int(m.group(1)) if m else int(digits[0]) if len(digits) == 1 else stem
-
-
-Pair = tuple[str | None, str | None]  # (background token, split or None)
-
-
-def _pairing_fn(pairing, store: Store) -> Callable[[str], Pair]:
-    """A function from a composite's path inside fg_bg/ to ``(background token, split)``."""
-    if pairing is None:
-        return lambda name: ((m := _BG_NUMBER.search(name)) and m.group(1), None)
-    if callable(pairing):
-        return lambda name: (None if (t := pairing(name)) is None else str(t), None)
-    if isinstance(pairing, Path) or str(pairing).lower().endswith(".csv"):
-        table = _read_pairs(pairing, store)
-        return lambda name: table.get(
-            str(PurePosixPath(name.lower()).with_suffix("")),
-            table.get(PurePosixPath(name).stem.lower(), (None, None)),
-        )
-    regex = re.compile(pairing)
-    return lambda name: (
-        (m := regex.search(name)) and (m.group(1) if regex.groups else m.group(0)),
-        None,
-    )
-
-
-def _read_pairs(pairing, store: Store) -> dict[str, Pair]:
-    """fg_bg name (path inside fg_bg/ and stem, lowercase, no extension) -> (bg, split) from a CSV."""
-    path = Path(pairing)
-    text = path.read_text() if path.is_file() else store.read(str(pairing)).decode("utf-8")
-    reader = csv.DictReader(io.StringIO(text))
-    cols = {c.lower().strip(): c for c in reader.fieldnames or ()}
-    if "fg_bg" not in cols or "bg" not in cols:
-        raise DatasetError(f"{pairing}: pairing CSV needs columns fg_bg and bg, has {list(cols)}")
-    table = {}
-    for row in reader:
-        name = PurePosixPath(row[cols["fg_bg"]].strip().lower())
-        if len(name.parts) > 1 and folder_key(name.parts[0]) in FOLDER_NAMES["fg_bg"]:
-            name = PurePosixPath(*name.parts[1:])
-        value = (row[cols["bg"]].strip(), row[cols["split"]].strip() if "split" in cols else None)
-        table[str(name.with_suffix(""))] = table[name.stem] = value
-    return table
-
-
-class _Backgrounds:
-    """Find a background by file name, stem, path inside bg/, or id (``_bg_id``)."""
-
-    def __init__(self, bgs: list[str]):
-        self.by_name: dict[str, str] = {}
-        self.by_id: dict = {}
-        for rel in bgs:
-            inner = PurePosixPath(rel.lower().split("/", 1)[1])
-            for name in (inner, inner.with_suffix(""), inner.name, inner.stem):
-                self.by_name.setdefault(str(name), rel)
-            self.by_id.setdefault(_bg_id(str(inner)), []).append(rel)
-
-    def find(self, token: str) -> str | None:
-        token = token.strip().lower()
-        if token in self.by_name:
-            return self.by_name[token]
-        hits = self.by_id.get(_bg_id(token)) or (
-            self.by_id.get(int(token)) if token.isdigit() else None
-        )
-        return hits[0] if hits and len(hits) == 1 else None
-
-
 def pair_course(
     layout: CourseLayout,
-    pairing=None,
+    pairing="auto",
     *,
     seed: int = 0,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    content: ContentConfig = ContentConfig(),
+    progress: bool | None = None,
 ) -> tuple[list[dict], dict[str, list[str]]]:
-    """Manifest-like rows (one per complete sample) and the problems found, by kind, with names."""
+    """Manifest-like rows (one per complete sample) and the problems found, by kind, with names.
+
+    ``progress``: a bar while pairing by content (None: from ``PROGRESS_FROM`` composites on).
+    """
     keyed, dups = _keyed(layout.files)
     bgs = layout.files["bg"]
-    backgrounds = _Backgrounds(bgs)
-    problems = {
-        "duplicate names": dups,
-        "ambiguous backgrounds": [
-            " and ".join(v) for v in backgrounds.by_id.values() if len(v) > 1
-        ],
-    }
+    items = sorted(keyed["fg_bg"].items(), key=lambda kv: kv[1])
+    masks = [keyed["mask"].get(key) for key, _ in items]
+    show = len(items) >= PROGRESS_FROM if progress is None else progress
+    chosen, problems = _assign(layout, [rel for _, rel in items], masks, pairing, content, show)
     bg_index = {rel: i for i, rel in enumerate(bgs)}
     cfg = DataConfig(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     split_of = {b: s for s, ids in split_backgrounds(len(bgs), cfg).items() for b in ids}
-    find = _pairing_fn(pairing, layout.store)
-    rows, lost = [], {"no background": [], "no mask": [], "no depth": []}
-    for key, rel in sorted(keyed["fg_bg"].items(), key=lambda kv: kv[1]):
-        token, split = find(rel.split("/", 1)[1])
-        bg = backgrounds.find(token) if token else None
-        if bg is None:
-            lost["no background"].append(f"{rel}" + (f" (looked for {token!r})" if token else ""))
+    rows, lost = [], {"no mask": [], "no depth": []}
+    for (key, rel), (bg, split) in zip(items, chosen, strict=True):
         for role in ("mask", "depth"):
             if key not in keyed[role]:
                 lost[f"no {role}"].append(rel)
@@ -190,11 +125,85 @@ def pair_course(
         rows.append(
             _row(rel, bg, keyed["mask"][key], keyed["depth"][key], split or split_of[bg_index[bg]])
         )
+    problems = {"no background": problems.pop("no background"), **lost, **problems}
+    problems["duplicate names"] = dups
     for role in ("mask", "depth"):
         problems[f"{role}s without composite"] = sorted(
             rel for key, rel in keyed[role].items() if key not in keyed["fg_bg"]
         )
-    return rows, {**lost, **problems}
+    return rows, problems
+
+
+def _assign(layout, composites, masks, pairing, cfg, progress) -> tuple[list[Pair], dict]:
+    """Each composite's ``(background path or None, split or None)``, and pairing problems by kind."""
+    mode = "auto" if pairing is None else pairing if str(pairing) in MODES else None
+    if mode == "content":
+        return _by_content(layout, composites, masks, cfg, progress)
+    backgrounds = Backgrounds(layout.files["bg"])
+    find = rule("name" if mode else pairing, layout.store)
+    chosen, lost = [], []
+    for rel in composites:
+        token, split = find(rel.split("/", 1)[1])
+        bg = backgrounds.find(token) if token else None
+        if bg is None:
+            lost.append(f"{rel}" + (f" (looked for {token!r})" if token else ""))
+        chosen.append((bg, split))
+    if mode == "auto" and not _names_hold(layout, composites, masks, chosen, cfg):
+        return _by_content(layout, composites, masks, cfg, progress)
+    return chosen, {"no background": lost, "ambiguous backgrounds": backgrounds.clashes()}
+
+
+def _names_hold(layout, composites, masks, chosen: list[Pair], cfg: ContentConfig) -> bool:
+    """Whether "auto" keeps the names' pairing: nearly every composite names a background, and on
+    ``cfg.sample`` of them (evenly spread) the content does not clearly say otherwise for most."""
+    named = [i for i, (bg, _) in enumerate(chosen) if bg]
+    if len(named) < cfg.name_coverage * len(composites) or not named:
+        return not composites
+    named = [i for i in named if masks[i]]  # checked where the mask tells what to compare
+    if not named:
+        return True
+    spread = np.linspace(0, len(named) - 1, min(cfg.sample, len(named))).round().astype(int)
+    pick = sorted({named[j] for j in spread})
+    bgs = layout.files["bg"]
+    found = match_content(
+        layout.store, [composites[i] for i in pick], [masks[i] for i in pick], bgs, cfg
+    )
+    seen, _ = judge(found, cfg)  # only clear content matches count against a name
+    wrong = [
+        f"{composites[i]} is named for {chosen[i][0]} but looks like {bgs[seen[j]]}"
+        for j, i in enumerate(pick)
+        if j in seen and bgs[seen[j]] != chosen[i][0]
+    ]
+    where = layout.store.root
+    if 2 * len(wrong) > len(pick):
+        warnings.warn(
+            f"{where}: the bg numbers in the composites' names disagree with their content for "
+            f"{len(wrong)} of {len(pick)} checked (e.g. {wrong[0]}): paired by content instead; "
+            "pairing='name' trusts the names",
+            stacklevel=5,
+        )
+        return False
+    if wrong:
+        warnings.warn(
+            f"{where}: paired by the bg numbers in the names, but the content disagrees for "
+            f"{len(wrong)} of {len(pick)} checked: {'; '.join(wrong)}",
+            stacklevel=5,
+        )
+    return True
+
+
+def _by_content(layout, composites, masks, cfg, progress) -> tuple[list[Pair], dict]:
+    """Pairs by content of the composites that have a mask (the others are "no mask" already)."""
+    bgs = layout.files["bg"]
+    have = [i for i, m in enumerate(masks) if m]
+    found = match_content(
+        layout.store, [composites[i] for i in have], [masks[i] for i in have], bgs, cfg, progress
+    )
+    pairs, problems = judge(found, cfg)
+    chosen: list[Pair] = [(None, None)] * len(composites)
+    for j, b in pairs.items():
+        chosen[have[j]] = (bgs[b], None)
+    return chosen, problems
 
 
 def _row(fg_bg: str, bg: str, mask: str, depth: str, split: str) -> dict:
@@ -202,12 +211,21 @@ def _row(fg_bg: str, bg: str, mask: str, depth: str, split: str) -> dict:
     return manifest_row(_inner(fg_bg).replace("/", "_"), split, "course", files)
 
 
-ERRORS = ("no background", "no mask", "no depth", "duplicate names", "ambiguous backgrounds")
+ERRORS = (
+    "no background",
+    "no mask",
+    "no depth",
+    "ambiguous pairing",
+    "look-alike backgrounds",
+    "duplicate names",
+    "ambiguous backgrounds",
+)
+PROGRESS_FROM = 2000  # composites: fewer are paired by content without a progress bar
 
 
 def index_course_dataset(
     path: str | Path,
-    pairing=None,
+    pairing="auto",
     *,
     folders: dict[str, str] | None = None,
     seed: int = 0,
@@ -217,8 +235,8 @@ def index_course_dataset(
 ) -> list[dict]:
     """Rows (manifest.csv columns, paths relative to the layout's root) of every complete sample.
 
-    ``strict``: a composite with no background, mask or depth, or clashing names, is a
-    ``DatasetError`` naming them; otherwise those composites are left out with a warning.
+    ``strict``: a composite with no background, mask or depth, an ambiguous pairing, or clashing
+    names, is a ``DatasetError`` naming them; otherwise those composites are left out with a warning.
     """
     layout = find_layout(path, folders)
     rows, problems = pair_course(

@@ -10,7 +10,10 @@ disk once, before manifest.csv and stats.json are written last, so a reader neve
 unfinished folder for a dataset.
 
 Photo sources (``ImageFolders``) have no depth: a teacher labels every fg_bg (photogen.py), and a run
-refuses to resume with a different teacher, so one dataset never mixes two teachers' labels.
+refuses to resume with a different teacher, so one dataset never mixes two teachers' labels. With
+``teacher=None`` the dataset has no depth: no depth file is written, stats.json says
+``"has_depth": false`` (true for every other dataset), and a reader gives zeros with the flag
+(dataset.py). A run refuses to resume a depth-less build with a teacher, or the other way round.
 """
 
 from __future__ import annotations
@@ -55,19 +58,23 @@ def make_dataset(
     ``zip=True`` also packs the folder into ``out.zip`` (removing the folder unless ``keep_folder``).
     Returns the folder, or the zip when one was made. Re-running after an interruption resumes.
 
-    ``source=ImageFolders(bg_dir, fg_dir, cfg)`` builds from photos: ``teacher`` (teachers.py, required
-    then) labels the depth of every fg_bg in this process, batched, while ``workers`` composite; the
-    time and disk for the course's 400k quartets at 224 px are printed first, from a timed probe.
-    ``cfg.n_bg`` and ``cfg.n_fg`` are then the folders' counts.
+    ``source=ImageFolders(bg_dir, fg_dir, cfg)`` builds from photos: ``teacher`` (teachers.py) labels
+    the depth of every fg_bg in this process, batched, while ``workers`` composite; the time and
+    disk for the course's 400k quartets at 224 px are printed first, from a timed probe. Without a
+    teacher the dataset has no depth (module docstring). ``cfg.n_bg`` and ``cfg.n_fg`` are then the
+    folders' counts.
     """
     out = Path(out)
     source = source or SyntheticSource(cfg)
     cfg = _check_source(cfg, source, teacher)
     for j in range(source.n_fg):  # read every cut-out now: a bad one fails before any writing
         source.foreground(j)
-    identity = photogen.teacher_identity(teacher) if source.kind == "photos" else None
+    has_depth = _has_depth(source, teacher)
+    photogen.check_same_depth(out, has_depth, teacher)
+    identity = photogen.teacher_identity(teacher) if teacher is not None else None
     if prepare(out, cfg, identity):
         return _finish_zip(out, zip, keep_folder)
+    photogen.record_depth(out, has_depth)
     keys = sample_keys(source.n_bg, source.n_fg, cfg)
     chunks = split_chunks(keys)
     _write_samples(out, source, cfg, teacher, keys, chunks, workers, progress)
@@ -82,8 +89,8 @@ def _write_samples(out: Path, source, cfg: DataConfig, teacher, keys, chunks, wo
     split_of = {b: s for s, bgs in split_backgrounds(source.n_bg, cfg).items() for b in bgs}
     todo = unfinished(out, chunks)
     n_todo = sum(map(len, todo))
-    _estimate(len(keys), cfg, photos)
-    if photos and todo:
+    _estimate(len(keys), cfg, photos, _has_depth(source, teacher))
+    if teacher is not None and todo:
         estimate = photogen.estimate_run(teacher, source, todo[0], n_todo, cfg)
         photogen.print_estimate(estimate, n_todo)
 
@@ -109,27 +116,29 @@ def _finish_folder(out: Path, source, cfg: DataConfig, teacher, chunks) -> None:
     them is a finished dataset. Then the chunks' progress records go."""
     rows = [row for c in chunks for row in read_rows(record(out, c))]
     atomic_write(out / "manifest.csv", write_manifest_text(rows).encode())
-    stats = _stats(out, source, cfg, rows)
-    if source.kind == "photos":
+    stats = _stats(out, source, cfg, rows, _has_depth(source, teacher))
+    if teacher is not None:
         stats["teacher"] = photogen.describe_teacher(teacher)
+    elif not stats["has_depth"] and (out / "depth").is_dir() and not any((out / "depth").iterdir()):
+        (out / "depth").rmdir()  # made by prepare for every dataset; this one has nothing there
     atomic_write(out / "stats.json", json.dumps(stats, indent=2).encode())
     shutil.rmtree(out / ".progress")
 
 
 def _check_source(cfg: DataConfig, source, teacher) -> DataConfig:
-    """``cfg`` as the source sees it (photos: the folders' counts); a teacher exactly for photos."""
+    """``cfg`` as the source sees it (photos: the folders' counts); a teacher only for photos."""
     if source.kind == "photos":
-        if teacher is None:
-            raise ValueError(
-                "teacher: photos have no depth; pass teacher=DepthAnythingTeacher() (or "
-                "MiDaSTeacher(), from eva_depthmask.data.teachers) to label it"
-            )
         cfg = replace(cfg, n_bg=source.n_bg, n_fg=source.n_fg)
     elif teacher is not None:
         raise ValueError("teacher: only photo sources (ImageFolders) need one; synthetic is exact")
     if source.cfg != cfg:
         raise ValueError("source: was built with a different DataConfig than cfg")
     return cfg
+
+
+def _has_depth(source, teacher) -> bool:
+    """Whether the dataset stores depth: always for synthetic rooms, for photos with a teacher."""
+    return source.kind != "photos" or teacher is not None
 
 
 def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
@@ -148,16 +157,25 @@ def _finish_zip(out: Path, zip: bool, keep_folder: bool) -> Path:
     return dest
 
 
-def _paths(key: SampleKey, cfg: DataConfig, photos: bool = False) -> dict[str, str]:
+def _paths(
+    key: SampleKey, cfg: DataConfig, photos: bool = False, depth: bool = True
+) -> dict[str, str]:
     """Where a sample's files go; a lazy synthetic dataset keeps one depth per background, photos
-    (whose depth is the teacher's view of each composite) one per sample."""
+    (whose depth is the teacher's view of each composite) one per sample, and without a teacher
+    none ("")."""
     ext = cfg.image_format
+    if not depth:
+        depth_file = ""
+    elif cfg.lazy and not photos:
+        depth_file = f"depth/bg_{key.bg:04d}.png"
+    else:
+        depth_file = f"depth/{key.id}.png"
     return {
         "bg": f"bg/{key.bg:04d}.{ext}",
         "fg": f"fg/{key.fg:04d}.png",
         "fg_bg": "" if cfg.lazy else f"fg_bg/{key.id}.{ext}",
         "mask": "" if cfg.lazy else f"mask/{key.id}.png",
-        "depth": f"depth/bg_{key.bg:04d}.png" if cfg.lazy and not photos else f"depth/{key.id}.png",
+        "depth": depth_file,
     }
 
 
@@ -216,8 +234,10 @@ def _write_chunk(
 
 
 def _write_photo_chunks(out, source, cfg, teacher, chunks, split_of, workers, bar) -> None:
-    """photogen.label_chunks does the work; a chunk is marked done once its depth files exist."""
-    paths = [[_paths(key, cfg, photos=True) for key in chunk] for chunk in chunks]
+    """photogen.label_chunks does the work; a chunk is marked done once its depth files exist (at once
+    without a teacher: it has none)."""
+    has_depth = teacher is not None
+    paths = [[_paths(key, cfg, photos=True, depth=has_depth) for key in chunk] for chunk in chunks]
     jobs = [(out, source, cfg, c, p) for c, p in zip(chunks, paths, strict=True)]
 
     def done(job: tuple, made: list[dict]) -> None:
@@ -232,11 +252,11 @@ def _write_photo_chunks(out, source, cfg, teacher, chunks, split_of, workers, ba
     photogen.label_chunks(jobs, teacher, workers, done)
 
 
-def _stats(out: Path, source: SyntheticSource, cfg: DataConfig, rows: list[dict]) -> dict:
-    """stats.json: counts, settings, and per-channel mean/std of the train split's bg and fg_bg images."""
-    atomic_write(
-        out / "stats.json", json.dumps({"config": to_dict(cfg), "source": source.kind}).encode()
-    )
+def _stats(out: Path, source, cfg: DataConfig, rows: list[dict], has_depth: bool) -> dict:
+    """stats.json: counts, settings, whether there is depth, and per-channel mean/std of the train
+    split's bg and fg_bg images (no depth statistics: a depth-less dataset's zeros are no data)."""
+    first = {"config": to_dict(cfg), "source": source.kind, "has_depth": has_depth}
+    atomic_write(out / "stats.json", json.dumps(first).encode())  # for the reader below
     train = QuartetDataset(out, "train")
     n = len(train)
     picks = np.linspace(0, n - 1, min(n, STATS_SAMPLES)).round().astype(int) if n else []
@@ -257,6 +277,7 @@ def _stats(out: Path, source: SyntheticSource, cfg: DataConfig, rows: list[dict]
         "n_fg": source.n_fg,
         "stats": {"mean": mean.round(6).tolist(), "std": std.round(6).tolist()},
         **source.describe(),
+        "has_depth": has_depth,
     }
 
 
@@ -276,8 +297,8 @@ def disk_usage(path: str | Path) -> dict:
     return usage
 
 
-def _estimate(n: int, cfg: DataConfig, photos: bool = False) -> None:
+def _estimate(n: int, cfg: DataConfig, photos: bool = False, has_depth: bool = True) -> None:
     """Print how much disk the dataset will take, before any work starts (about, from typical sizes)."""
-    size = photogen.estimate_bytes(n, cfg.size, cfg.image_format, cfg.lazy, photos)
+    size = photogen.estimate_bytes(n, cfg.size, cfg.image_format, cfg.lazy, photos, has_depth)
     amount = f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
     print(f"make_dataset: {n:,} samples at {cfg.size} px, about {amount} on disk")

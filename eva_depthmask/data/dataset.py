@@ -3,9 +3,15 @@ dataset (bg/, fg_bg/, mask/, depth/ folders, course.py), or a synthetic source w
 (``download`` in download.py fetches a dataset zip from Google Drive).
 
 A raw sample (``QuartetDataset.raw``) is numpy: ``bg``/``fg_bg`` uint8 ``(H, W, 3)``, ``mask`` uint8
-``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1], ``id`` str. ``dataset[i]`` passes it through
-``transform`` (augment/quartet.py), or, with none, returns float tensors ``bg``/``fg_bg`` ``(3, H, W)`` in
-[0, 1], ``mask``/``depth`` ``(1, H, W)``. Writing datasets is ``make_dataset`` in datagen.py.
+``(H, W)`` in {0, 1}, ``depth`` float32 ``(H, W)`` in [0, 1], ``id`` str, ``has_depth`` bool. ``dataset[i]``
+passes it through ``transform`` (augment/quartet.py), or, with none, returns float tensors
+``bg``/``fg_bg`` ``(3, H, W)`` in [0, 1], ``mask``/``depth`` ``(1, H, W)``; either way with ``has_depth``,
+a 0-dim bool tensor (a DataLoader batch of them is a bool ``(B,)``). Writing datasets is
+``make_dataset`` in datagen.py.
+
+A dataset without depth (photos made with ``teacher=None``: stats.json ``"has_depth": false``) gives
+``depth`` all zeros and ``has_depth`` False; losses and metrics leave its depth out. Every other
+dataset (procedural rooms, course datasets, teacher-labelled photos) has ``has_depth`` True.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         self.store = Store(root)
         self.split, self.transform = split, transform
         self.info = self._read_stats()
+        self.has_depth = bool(self.info.get("has_depth", True))  # older datasets all had depth
         self.config = from_dict(DataConfig, self.info["config"]) if "config" in self.info else None
         rows = read_manifest(self.store)
         self.rows = _of_split(rows, split)
@@ -78,6 +85,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         self._keys = sample_keys(self._source.n_bg, self._source.n_fg, cfg, split)
         self.config, self.rows = cfg, None
         self.info = {"source": "synthetic", "config": None}
+        self.has_depth = True
         return self
 
     @classmethod
@@ -119,6 +127,7 @@ class QuartetDataset(torch.utils.data.Dataset):
         self.info = {"source": "course", "layout": "course", "folders": layout.folders}
         self.config, self._source, self._keys = None, None, None
         self._decoder = decoder
+        self.has_depth = True
         return self
 
     # -- indexing ----------------------------------------------------------------------------------
@@ -128,7 +137,12 @@ class QuartetDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         raw = self.raw(i)
-        return self.transform(raw) if self.transform is not None else sample_tensors(raw, _unit)
+        out = self.transform(raw) if self.transform is not None else sample_tensors(raw, _unit)
+        return with_depth_flag(out, raw["has_depth"])
+
+    def depth_flags(self) -> np.ndarray:
+        """bool ``(len,)``: which samples have depth (all or none, for one dataset)."""
+        return np.full(len(self), self.has_depth)
 
     @property
     def ids(self) -> list[str]:
@@ -147,8 +161,8 @@ class QuartetDataset(torch.utils.data.Dataset):
             raise IndexError(f"sample {i} out of range for a dataset of {len(self)}")
         if self._keys is not None:
             s = self._source.sample(self._keys[i])
-            return {k: s[k] for k in ("bg", "fg_bg", "mask", "depth", "id")}
-        return self._read_row(self.rows[i])
+            return {**{k: s[k] for k in ("bg", "fg_bg", "mask", "depth", "id")}, "has_depth": True}
+        return {**self._read_row(self.rows[i]), "has_depth": self.has_depth}
 
     # -- reading a stored tree ---------------------------------------------------------------------
 
@@ -164,6 +178,11 @@ class QuartetDataset(torch.utils.data.Dataset):
         """Every file a manifest row names must exist: fail now, not in the middle of an epoch."""
         present = self.store.listing()
         for row in self.rows:
+            if self.has_depth and not row["depth"]:
+                raise DatasetError(
+                    f"{self.store.name('manifest.csv')}: row {row['id']!r} names no depth file, "
+                    'yet stats.json does not say the dataset has none ("has_depth": false)'
+                )
             for col in ("bg", "fg", "fg_bg", "mask", "depth"):
                 rel = row[col]
                 if rel and rel not in present:
@@ -180,7 +199,10 @@ class QuartetDataset(torch.utils.data.Dataset):
             else (decode_depth, decode_mask)
         )
         bg = decode_image(read(row["bg"]), self.store.name(row["bg"]))
-        depth = read_depth(read(row["depth"]), self.store.name(row["depth"]))
+        if self.has_depth:
+            depth = read_depth(read(row["depth"]), self.store.name(row["depth"]))
+        else:  # none stored: zeros of the image's size, which the flag tells losses to skip
+            depth = np.zeros(bg.shape[:2], np.float32)
         if row["fg_bg"]:  # full layout: everything is on disk
             fg_bg = decode_image(read(row["fg_bg"]), self.store.name(row["fg_bg"]))
             mask = read_mask(read(row["mask"]), self.store.name(row["mask"]))
@@ -199,6 +221,12 @@ class QuartetDataset(torch.utils.data.Dataset):
                 fg_bg, mask = paste(bg, fg, placement)
         _check_sizes(row["id"], bg=bg, fg_bg=fg_bg, mask=mask, depth=depth)
         return {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth, "id": row["id"]}
+
+
+def with_depth_flag(sample: dict, has_depth: bool) -> dict:
+    """``sample`` (a transform's output) with ``has_depth`` as a 0-dim bool tensor: added after the
+    transform, which keeps only the quartet's keys."""
+    return {**sample, "has_depth": torch.tensor(bool(has_depth))}
 
 
 def _of_split(rows: list[dict], split: str) -> list[dict]:

@@ -4,11 +4,13 @@
 pieces. Chunks are composited (and, in the full layout, their fg_bg and mask written) by ``workers``
 processes a few chunks ahead, while this process runs the teacher batched on the GPU and threads encode
 and write the depth maps of the previous chunk, so none waits long for the others. Chunks come back in
-order, so a run is deterministic and resumes chunk by chunk.
+order, so a run is deterministic and resumes chunk by chunk. With no teacher (``teacher=None``) the
+chunks are composited and marked done, and the dataset has no depth at all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
@@ -26,6 +28,7 @@ WRITE_THREADS = 2  # depth PNG encoding (zlib) and writing overlap the teacher's
 PROBE_SAMPLES = 8  # composites timed through the teacher before a run, for the estimate
 COURSE_SIZE = 224  # px of the course's images, for the estimate
 IDENTITY_KEYS = ("teacher", "model", "far_near_ratio", "clip_percentiles")
+DEPTH_RECORD = "depth.json"  # in .progress/: whether an unfinished run writes depth
 
 
 def composite_chunk(job: tuple) -> list[dict]:
@@ -66,8 +69,13 @@ def label_chunks(jobs: list[tuple], teacher, workers: int | None, done: Callable
     """Composite ``jobs`` (``composite_chunk``), label each chunk with ``teacher`` and write its depth.
 
     PNG encoding and writing run in threads while the teacher labels the next chunk; ``done(job,
-    made)`` is called, in order, once all of a chunk's depth files are written.
+    made)`` is called, in order, once all of a chunk's depth files are written (at once when
+    ``teacher`` is None: no depth to write).
     """
+    if teacher is None:
+        for job, made in zip(jobs, composited(jobs, workers), strict=True):
+            done(job, made)
+        return
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
         pending = None
         try:
@@ -121,6 +129,39 @@ def label(teacher, fg_bg: np.ndarray, where: str) -> np.ndarray:
     return depth.astype(np.float32).clip(0, 1)
 
 
+def record_depth(out: Path, has_depth: bool) -> None:
+    """Note in ``out/.progress`` whether this run writes depth (``check_same_depth`` reads it)."""
+    path = out / ".progress" / DEPTH_RECORD
+    if not path.exists():
+        atomic_write(path, json.dumps({"has_depth": has_depth}).encode())
+
+
+def check_same_depth(out: Path, has_depth: bool, teacher) -> None:
+    """Refuse to resume (or redo) a dataset of ``out`` made with depth when this run writes none,
+    or the other way round: its samples would be half labelled. (Other settings, another teacher:
+    ``chunks.prepare``.)"""
+    for done in (out / "stats.json", out / ".progress" / DEPTH_RECORD):
+        had = json.loads(done.read_text()).get("has_depth") if done.exists() else None
+        if had is None or had == has_depth:
+            continue  # nothing to go by (a stats.json before its stats: the record has it), or same
+        if had:
+            raise DatasetError(
+                f"{out}: holds a dataset with depth (labelled by a teacher, or exact); this run has "
+                "teacher=None, which would leave samples without depth; pass the dataset's teacher, "
+                "or use a new folder"
+            )
+        what = (
+            "exact depth"
+            if teacher is None
+            else f"teacher {describe_teacher(teacher)['teacher']!r}"
+        )
+        raise DatasetError(
+            f"{out}: holds a dataset made without depth (teacher=None); this run writes depth "
+            f"({what}), which would label only some samples; pass teacher=None to finish it, or "
+            "use a new folder"
+        )
+
+
 def teacher_identity(teacher) -> dict:
     """What makes two teachers' labels the same (not device or dtype): resuming must not mix them."""
     info = teacher if isinstance(teacher, dict) else describe_teacher(teacher)
@@ -133,10 +174,13 @@ def describe_teacher(teacher) -> dict:
     return {"teacher": getattr(teacher, "__name__", type(teacher).__name__)}
 
 
-def estimate_bytes(n: int, size: int, image_format: str, lazy: bool, photos: bool) -> float:
-    """About how many bytes ``n`` quartets take on disk (typical compressed sizes per pixel)."""
+def estimate_bytes(
+    n: int, size: int, image_format: str, lazy: bool, photos: bool, has_depth: bool = True
+) -> float:
+    """About how many bytes ``n`` quartets take on disk (typical compressed sizes per pixel);
+    ``has_depth=False``: photos with no teacher, no depth stored."""
     px = size * size
-    depth = 2.0 * px if photos or not lazy else 0.0  # 16-bit PNG per sample
+    depth = 2.0 * px if has_depth and (photos or not lazy) else 0.0  # 16-bit PNG per sample
     if lazy:
         return n * depth
     return n * (px * (0.9 if image_format == "jpg" else 2.2) + depth + 0.05 * px)

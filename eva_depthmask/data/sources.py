@@ -4,7 +4,8 @@ A *source* supplies backgrounds (with their depth when it is known exactly), for
 the compositing rule. ``SyntheticSource`` is the offline default: procedural rooms with exact depth
 (synth/scenes.py) and procedural sprites or the user's own cut-outs, placed on the floor in perspective.
 ``ImageFolders`` is the course's recipe: background photos and cut-outs pasted at random places and
-sizes; their depth comes from a teacher (teachers.py) that ``make_dataset`` runs on each fg_bg.
+sizes; their depth comes from a teacher (teachers.py) that ``make_dataset`` runs on each fg_bg, or
+is absent (``teacher=None``: masks only, the samples flagged ``has_depth`` False).
 
 A dataset is the grid of keys ``(bg, fg, flip, k)``: every background with every foreground, mirrored or
 not, at ``placements`` random positions each. Each key seeds its own generator, so a sample's bytes do
@@ -14,12 +15,22 @@ not depend on which process makes it or in what order.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..composite import ImageError, list_images, load_bg, load_fg, paste, sample_placement
+from ..composite import (
+    ImageError,
+    UnplaceableError,
+    check_placeable,
+    check_scale,
+    list_images,
+    load_bg,
+    load_fg,
+    place_and_paste,
+)
 from ..config import DataConfig, to_dict
 from ..storage import quantize_depth
 from ..synth import scenes
@@ -60,33 +71,53 @@ def split_backgrounds(n_bg: int, cfg: DataConfig) -> dict[str, list[int]]:
 
     Each of val and test gets at least one background when there are three or more.
     """
-    order = np.random.default_rng([cfg.seed, 0x5EED]).permutation(n_bg).tolist()
-    n_test = max(round(cfg.test_fraction * n_bg), 1 if n_bg >= 3 and cfg.test_fraction > 0 else 0)
-    n_val = max(round(cfg.val_fraction * n_bg), 1 if n_bg >= 3 and cfg.val_fraction > 0 else 0)
+    return _split(n_bg, cfg, 0x5EED)
+
+
+def split_foregrounds(n_fg: int, cfg: DataConfig) -> dict[str, list[int]]:
+    """Foregrounds of each split when ``cfg.split_fg`` (same fractions, their own shuffle); without
+    it every split uses every foreground."""
+    if not cfg.split_fg:
+        return {s: list(range(n_fg)) for s in SPLITS}
+    return _split(n_fg, cfg, 0xF65)
+
+
+def _split(n: int, cfg: DataConfig, salt: int) -> dict[str, list[int]]:
+    order = np.random.default_rng([cfg.seed, salt]).permutation(n).tolist()
+    n_test = max(round(cfg.test_fraction * n), 1 if n >= 3 and cfg.test_fraction > 0 else 0)
+    n_val = max(round(cfg.val_fraction * n), 1 if n >= 3 and cfg.val_fraction > 0 else 0)
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
 
 
 def sample_keys(n_bg: int, n_fg: int, cfg: DataConfig, split: str = "all") -> list[SampleKey]:
-    """The keys of one split (or ``"all"``), in a fixed order: background, foreground, flip, placement."""
+    """The keys of one split (or ``"all"``), in a fixed order: background, foreground, flip, placement.
+
+    With ``cfg.split_fg`` a background is paired only with the foregrounds of its own split."""
     check_split(split)
-    bgs = range(n_bg) if split == "all" else split_backgrounds(n_bg, cfg)[split]
+    bg_splits = split_backgrounds(n_bg, cfg)
+    fg_splits = split_foregrounds(n_fg, cfg)
+    bgs = sorted((b, s) for s in SPLITS if split in ("all", s) for b in bg_splits[s])
     flips = (False, True) if cfg.flips else (False,)
     return [
         SampleKey(b, f, flip, k)
-        for b in bgs
-        for f in fg_choice(b, n_fg, cfg)
+        for b, s in bgs
+        for f in fg_choice(b, n_fg, cfg, fg_splits[s])
         for flip in flips
         for k in range(cfg.placements)
     ]
 
 
-def fg_choice(bg: int, n_fg: int, cfg: DataConfig) -> list[int]:
-    """The foregrounds pasted on background ``bg``: all of them, or ``cfg.fg_per_bg`` drawn by seed."""
-    if cfg.fg_count(n_fg) == n_fg:
-        return list(range(n_fg))
+def fg_choice(bg: int, n_fg: int, cfg: DataConfig, pool: list[int] | None = None) -> list[int]:
+    """The foregrounds pasted on background ``bg``: all of ``pool`` (default: every foreground), or
+    ``cfg.fg_per_bg`` of them drawn by seed."""
+    pool = list(range(n_fg)) if pool is None else pool
+    if cfg.fg_count(len(pool)) == len(pool):
+        return list(pool)
     rng = np.random.default_rng([cfg.seed, bg, 0xF6])
-    return sorted(rng.choice(n_fg, cfg.fg_per_bg, replace=False).tolist())
+    if len(pool) == n_fg:  # the draw every dataset made before split_fg: keep its samples
+        return sorted(rng.choice(n_fg, cfg.fg_per_bg, replace=False).tolist())
+    return sorted(rng.choice(pool, cfg.fg_per_bg, replace=False).tolist())
 
 
 class SyntheticSource:
@@ -178,7 +209,7 @@ class ImageFolders:
     Every (bg, fg) pair gets ``cfg.placements`` random placements (``composite.sample_placement``:
     anywhere inside the image, height ``cfg.fg_scale`` of the image's), mirrored and not when
     ``cfg.flips``. Photos have no depth: ``sample`` leaves it None and ``make_dataset`` labels each
-    fg_bg with a teacher. Backgrounds are centre-cropped to squares of ``cfg.size``; files are taken
+    fg_bg with a teacher, or, with ``teacher=None``, stores none. Backgrounds are centre-cropped to squares of ``cfg.size``; files are taken
     in name order, any mix of extensions; ``n_bg``/``n_fg`` keep only the first ones. Every file is
     read once here, so a bad one fails now, naming it, before anything is written. ``cfg.n_bg`` and
     ``cfg.n_fg`` are replaced by the folders' counts (``self.cfg``).
@@ -210,16 +241,37 @@ class ImageFolders:
     __setstate__ = SyntheticSource.__setstate__
 
     def check(self) -> None:
-        """Read every file; one ``ImageError`` lists all the bad ones (warnings for doubtful ones)."""
-        errors = []
-        for load, files in ((self.background, self.bg_files), (self.foreground, self.fg_files)):
-            for i in range(len(files)):
-                try:
-                    load(i)
-                except ImageError as e:
-                    errors.append(str(e))
+        """Read every file; one ``ImageError`` lists all the bad ones (warnings for doubtful ones).
+
+        A cut-out that reads but can never be pasted visibly at ``cfg.size`` and ``cfg.fg_scale``
+        (1 px, fully transparent, or sparse pixels that vanish: ``composite.check_placeable``) is
+        skipped with a warning naming it; ``fg_files``, ``n_fg`` and ``cfg.n_fg`` count the rest.
+        """
+        check_scale(self.cfg.fg_scale, "DataConfig.fg_scale")
+        errors, skipped = [], []
+        for i in range(len(self.bg_files)):
+            try:
+                self.background(i)
+            except ImageError as e:
+                errors.append(str(e))
+        for j, path in enumerate(self.fg_files):
+            try:
+                fg = self.foreground(j)
+                check_placeable(fg, (self.cfg.size, self.cfg.size), self.cfg.fg_scale, str(path))
+            except UnplaceableError as e:
+                warnings.warn(f"{e}; skipped", stacklevel=3)
+                skipped.append(path)
+            except ImageError as e:
+                errors.append(str(e))
         if errors:
             raise ImageError(f"{len(errors)} unusable image(s):\n  " + "\n  ".join(errors))
+        if skipped:
+            self.fg_files = [p for p in self.fg_files if p not in skipped]
+            if not self.fg_files:
+                raise ImageError(f"{self.fg_dir}: no cut-out can be placed (see the warnings)")
+            self.n_fg = len(self.fg_files)
+            self.cfg = replace(self.cfg, n_fg=self.n_fg)
+            self._make_caches()  # the cached foregrounds' indices have moved
 
     def _background(self, i: int) -> np.ndarray:
         """uint8 ``(S, S, 3)`` background photo ``i``."""
@@ -233,12 +285,14 @@ class ImageFolders:
         return self.background(i)
 
     def sample(self, key: SampleKey) -> dict:
-        """fg_bg and mask of ``key`` with its ``placement``; ``depth`` is None (the teacher's job)."""
+        """fg_bg and mask of ``key`` with its ``placement``; ``depth`` is None (a teacher's job, if any).
+
+        The cut-out lies wholly inside the image and its mask is never empty
+        (``composite.place_and_paste``)."""
         bg, fg = self.background(key.bg), self.foreground(key.fg)
-        placement = sample_placement(
-            key.rng(self.cfg.seed), fg.shape, bg.shape, self.cfg.fg_scale, key.flip
+        placement, fg_bg, mask = place_and_paste(
+            key.rng(self.cfg.seed), bg, fg, self.cfg.fg_scale, key.flip
         )
-        fg_bg, mask = paste(bg, fg, placement)
         return {
             "bg": bg,
             "fg_bg": fg_bg,

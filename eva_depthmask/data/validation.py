@@ -1,6 +1,7 @@
 """Check a dataset before training: ``validate_dataset(path) -> ValidationReport``.
 
-Works on course datasets (course.py: missing pairs, composites without a background, clashing names)
+Works on course datasets (course.py: missing pairs, composites without a background or with two
+look-alike backgrounds, clashing names)
 and on eva_depthmask datasets (manifest rows naming missing files); then decodes the samples (all, or
 ``max_samples`` evenly spread) and lists unreadable files, samples whose images differ in size, masks
 that are not binary and depth maps that needed converting, each with its file name.
@@ -58,7 +59,7 @@ class ValidationReport:
 
 def validate_dataset(
     path: str | Path,
-    pairing=None,
+    pairing="auto",
     *,
     folders: dict[str, str] | None = None,
     max_samples: int | None = None,
@@ -74,7 +75,7 @@ def validate_dataset(
     report = ValidationReport(str(path), "course" if course else "eva_depthmask")
     try:
         ds = (
-            _course(path, pairing, folders, report, split)
+            _course(path, pairing, folders, report, split, progress)
             if course
             else QuartetDataset(path, "all")
         )
@@ -104,10 +105,10 @@ def validate_dataset(
     return report
 
 
-def _course(path, pairing, folders, report: ValidationReport, split: dict) -> QuartetDataset:
+def _course(path, pairing, folders, report, split: dict, progress: bool) -> QuartetDataset:
     """The course dataset with every complete sample; pairing problems go into ``report``."""
     layout = find_layout(path, folders)
-    rows, problems = pair_course(layout, pairing, **split)
+    rows, problems = pair_course(layout, pairing, progress=None if progress else False, **split)
     for kind, items in problems.items():
         (report.errors if kind in ERRORS else report.warnings)[kind] = items
     decoder = CourseDecoder(record=True)

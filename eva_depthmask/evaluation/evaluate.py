@@ -3,6 +3,10 @@
 
 The difference baseline (difference.py), the robustness sweep (robustness.py) and ``Predictor`` for
 new photos (predictor.py) sit beside it.
+
+Samples without depth (``has_depth`` False: photos made with ``teacher=None``) count for the mask
+metrics only; with none in the dataset every depth metric is nan (metrics.py), as is a per-sample
+depth value of such a sample.
 """
 
 from __future__ import annotations
@@ -61,12 +65,12 @@ def evaluate_models(
     for batch in tqdm(batches, "evaluate", total, leave=False, disable=not progress):
         bg, fg_bg = batch["bg"].to(device), batch["fg_bg"].to(device)
         true_mask, true_depth = batch["mask"].to(device), batch["depth"].to(device)
-        ids = list(batch["id"])
+        ids, has_depth = list(batch["id"]), batch.get("has_depth")
         for name, model in models.items():
             with autocast(device, amp):
                 pred = model(bg, fg_bg)
             pred = {k: v.float() for k, v in pred.items()}
-            accs[name].update(pred, true_mask, true_depth, ids)
+            accs[name].update(pred, true_mask, true_depth, ids, has_depth)
     return {name: (acc.compute(), _sample_rows(acc)) for name, acc in accs.items()}
 
 
@@ -102,10 +106,12 @@ def predictions(model: nn.Module, dataset, indices, stats: dict | None = None) -
         s = dataset[int(i)]
         pred = model(s["bg"][None].to(device), s["fg_bg"][None].to(device))
         acc = MetricAccumulator()
+        has_depth = s.get("has_depth", torch.tensor(True)).reshape(1)
         acc.update(
             {k: v.float() for k, v in pred.items()},
             s["mask"][None].to(device),
             s["depth"][None].to(device),
+            has_depth=has_depth,
         )
         m = acc.compute()
         rows.append(
@@ -118,7 +124,8 @@ def predictions(model: nn.Module, dataset, indices, stats: dict | None = None) -
                 "pred_mask": torch.sigmoid(pred["mask"].float())[0, 0].cpu().numpy(),
                 "pred_depth": pred["depth"].float()[0, 0].cpu().numpy(),
                 "mask_iou": m["mask_iou"],
-                "depth_rmse": m["depth_rmse"],
+                "depth_rmse": m["depth_rmse"],  # nan without depth
+                "has_depth": bool(has_depth),
             }
         )
     return rows

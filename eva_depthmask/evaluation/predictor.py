@@ -19,6 +19,7 @@ from ..nets.tta import FlipAverage
 from ..tensors import resolve_device
 from ..training import checkpoint as ckpt
 from .evaluate import _for_inference
+from .refine import RefineConfig, refine_mask
 
 
 def build_from_config(model_config: dict) -> nn.Module:
@@ -38,18 +39,25 @@ def build_from_config(model_config: dict) -> nn.Module:
 
 @dataclass
 class Predictor:
-    """A trained model with what it needs at inference: normalisation stats and its training size."""
+    """A trained model with what it needs at inference: normalisation stats, its training size, and
+    how its coarse mask is refined at the photo's resolution (``refine``; None: upsampled only)."""
 
     model: nn.Module
     stats: dict | None
     size: int
+    refine: RefineConfig | None = RefineConfig()
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | None = None, flip: bool = False
+        cls,
+        path: str | Path,
+        device: str | None = None,
+        flip: bool = False,
+        refine: RefineConfig | None = RefineConfig(),
     ) -> Predictor:
         """Load a checkpoint written by ``fit()``; ``flip``: average each prediction with the
-        mirrored pair's (``tta.FlipAverage``, twice the inference time)."""
+        mirrored pair's (``tta.FlipAverage``, twice the inference time); ``refine``: see
+        evaluation/refine.py (None: the coarse mask upsampled bilinearly)."""
         state = ckpt.load(path)
         for key in ("model", "model_config", "train_config"):
             if key not in state:
@@ -75,10 +83,10 @@ class Predictor:
             min(state["stage"], len(state["train_config"]["stages"]) - 1)
         ][0]
         model = FlipAverage(model) if flip else model
-        return cls(_for_inference(model, device), state.get("stats"), int(size))
+        return cls(_for_inference(model, device), state.get("stats"), int(size), refine)
 
     def __call__(self, bg, fg_bg) -> dict:
-        return predict(self.model, bg, fg_bg, self.size, self.stats)
+        return predict(self.model, bg, fg_bg, self.size, self.stats, refine=self.refine)
 
 
 def _as_rgb(image, name: str) -> np.ndarray:
@@ -92,12 +100,19 @@ def _as_rgb(image, name: str) -> np.ndarray:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, bg, fg_bg, size: int = 64, stats: dict | None = None, threshold: float = 0.5
+    model: nn.Module,
+    bg,
+    fg_bg,
+    size: int = 64,
+    stats: dict | None = None,
+    threshold: float = 0.5,
+    refine: RefineConfig | None = None,
 ) -> dict:
     """Mask and depth for one pair of any size and mode (file paths, PIL images or uint8 arrays).
 
-    Both images are resized to ``size`` x ``size`` for the model, and the outputs back to fg_bg's size.
-    Returns ``{"mask_prob": float (H, W), "mask": bool (H, W), "depth": float (H, W) in [0, 1]}``.
+    Both images are resized to ``size`` x ``size`` for the model, and the outputs back to fg_bg's
+    size: depth bilinearly, the mask refined with the photos themselves (``refine``, refine.py) or,
+    with None, bilinearly too. Returns ``{"mask_prob": float (H, W), "mask": bool (H, W), "depth": float (H, W) in [0, 1]}``.
     """
     bg, fg_bg = _as_rgb(bg, "bg"), _as_rgb(fg_bg, "fg_bg")
     h, w = fg_bg.shape[:2]
@@ -122,6 +137,8 @@ def predict(
         .numpy()
         for k, v in (("mask_prob", prob), ("depth", out["depth"].float()))
     }
+    if refine is not None:
+        back["mask_prob"] = refine_mask(prob[0, 0].cpu().numpy(), bg, fg_bg, refine)
     return {
         "mask_prob": back["mask_prob"],
         "mask": back["mask_prob"] > threshold,

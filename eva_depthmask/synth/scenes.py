@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..composite import Placement, blend, fg_layer
+from ..composite import Placement, blend, fg_layer, fit_size
 from ..config import SceneConfig
 from .furniture import FLOOR, LABELS, make_layout
 from .raycast import Camera, floor_scale, trace
@@ -120,7 +120,8 @@ def sample_floor_placement(
     Returns ``(placement, fg_z)``: the bottom-centre ``(x, y)`` is the floor pixel it touches,
     ``placement.scale`` the projection there of a real height drawn from ``cfg.fg_height_m`` (so lower
     in the image = nearer = larger), and ``fg_z`` the normalised z-depth of that floor point (units of
-    ``room.depth``). The object stays inside the image left-right and loses at most 10% at the top.
+    ``room.depth``). The object stays inside the image left-right and loses at most 10% at the top;
+    one too wide to fit anywhere at its drawn height stands on any floor pixel, shrunk to fit.
     """
     if len(fg_shape) < 2 or min(fg_shape[:2]) < 1:
         raise ValueError(f"fg_shape: expected (h, w, ...) with h, w >= 1, got {fg_shape}")
@@ -144,12 +145,25 @@ def sample_floor_placement(
         if cand.any():
             break
     else:
-        cand = floor  # nothing fits the image: any floor pixel, clipped by fg_layer
+        cand = floor  # nothing fits the image: any floor pixel, shrunk to fit below
     y = int(rng.choice(np.nonzero(cand.any(axis=1))[0]))  # rows first: spread over distances
     x = int(rng.choice(np.nonzero(cand[y])[0]))
     s = float(np.nan_to_num(scale[y], nan=cfg.fg_min_scale))
     f = bool(rng.integers(2)) if flip is None else bool(flip)
-    return Placement(x, y, round(max(s, 1.0 / n), 6), f), float(room.depth[y, x])
+    placement = Placement(x, y, round(max(s, 1.0 / n), 6), f)
+    h, w = placement.fg_size(fg_shape, n)
+    if not (0 <= x - w // 2 <= n - w and y - h >= -0.1 * h):  # nothing fitted, or 6-digit rounding
+        placement = _into_frame(placement, fg_shape, n)
+    return placement, float(room.depth[y, x])
+
+
+def _into_frame(placement: Placement, fg_shape: tuple, n: int) -> Placement:
+    """The nearest placement wholly inside the n x n image: the same bottom row (1 at the least),
+    the fg shrunk until it fits there, shifted left or right as little as needed; the same flip."""
+    y = min(max(placement.y, 1), n)
+    h, w = fit_size(fg_shape, (n, n), min(placement.fg_size(fg_shape, n)[0], y))
+    x = min(max(placement.x, w // 2), n - (w - w // 2))
+    return Placement(x, y, round(h / n, 6), placement.flip)
 
 
 def _fg_depth(alpha: np.ndarray, fg_z: float, cfg: SceneConfig) -> np.ndarray:

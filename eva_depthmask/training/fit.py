@@ -4,6 +4,10 @@ validation every epoch, CSV + TensorBoard logs, and DistributedDataParallel unde
 Re-running ``fit`` with the same arguments after the process died continues from the newest readable
 checkpoint, at the next batch, and (on CPU) ends with the same weights, bit for bit, as a run that was
 never interrupted: see training/loaders.py for how the data side is made reproducible.
+
+Samples without depth (``has_depth`` False) train the mask alone (losses.py), and validation's depth
+metrics leave them out (metrics.py). A ``cfg.best_metric`` on depth over a val set with no depth at
+all is refused when fit() starts, before any training, naming the metric: it would be nan every epoch.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from .resume import resume_latest
 from .runlog import RunLog
 from .sampler import EpochSampler
 from .state import Progress, Run, emit, save
-from .val_metrics import validate
+from .val_metrics import check_best_metric, validate
 
 
 def stop_at_step(step: int | None) -> Callable[[dict], None]:
@@ -116,6 +120,7 @@ def _start(model, data: TrainData, cfg: TrainConfig, callbacks, loss_fn) -> Run:
     model.to(device, memory_format=fmt)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loss_fn = (loss_fn or DepthMaskLoss()).to(device)
+    check_best_metric(cfg, data)
     stats = data.stats()
     stage_steps = [len(data.raw("train", s)) // (b * world) for s, _, b in cfg.stages]
     total = sum(n * e for n, (_, e, _) in zip(stage_steps, cfg.stages, strict=True))
@@ -220,6 +225,8 @@ def _step(run: Run, batch: dict, scale: torch.Tensor, shift: torch.Tensor) -> di
         for k in ("bg", "fg_bg")
     )
     true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
+    if "has_depth" in batch:  # stays on the CPU: the loss checks it there, with no device sync
+        true["has_depth"] = batch["has_depth"]
     with autocast(device, cfg.amp):
         pred = run.net(bg, fg_bg)
     losses = run.loss_fn(pred, true)

@@ -10,7 +10,7 @@ resumed epoch starts at its next batch, and each sample's augmentation is seeded
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..augment.quartet import get_transforms
 from ..config import AugConfig, DataConfig, to_dict
 from ..data.dataset import QuartetDataset
+from .mix import MixedTrainData
 from .sampler import EpochSampler, SeededSamples
 
 STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json
@@ -90,12 +91,27 @@ class TrainData:
 
     ``dataset(split, size)`` gives tensor samples at ``size`` px: a stored dataset is resized by the
     transform, a synthetic one is rendered at that size. Normalisation uses the dataset's stats.json,
-    or an estimate from its first train samples.
+    or an estimate from its first train samples. ``TrainData.mix`` draws from several (mix.py).
     """
 
     source: str | Path | DataConfig = DataConfig()
     aug: AugConfig = AugConfig()
     fg_dir: str | None = None  # synthetic only: the user's cut-outs instead of sprites
+
+    @staticmethod
+    def mix(
+        parts: Sequence[TrainData | str | Path | DataConfig], ratio: Sequence[float] | None = None
+    ) -> MixedTrainData:
+        """Train on several datasets: ``TrainData.mix([rooms, photos], ratio=[0.7, 0.3])`` draws
+        70 % of each epoch from ``rooms``, 30 % from ``photos`` (weights of any scale; None: in
+        proportion to their train sizes). A part may be a ``TrainData`` (with its own ``aug``), or
+        a dataset path or ``DataConfig``. Epochs, validation and normalisation: training/mix.py."""
+        if isinstance(parts, (str, Path, DataConfig, TrainData)):
+            raise ValueError("parts: expected a list of datasets, e.g. [rooms, photos]")
+        if any(isinstance(p, MixedTrainData) for p in parts):
+            raise ValueError("parts: a mix inside a mix; list all the parts in one mix")
+        parts = tuple(p if isinstance(p, TrainData) else TrainData(p) for p in parts)
+        return MixedTrainData(parts, None if ratio is None else tuple(map(float, ratio)))
 
     def raw(self, split: str, size: int) -> QuartetDataset:
         if isinstance(self.source, DataConfig):

@@ -12,7 +12,7 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from ..augment.quartet import sample_seed
-from ..data.dataset import QuartetDataset
+from ..data.dataset import QuartetDataset, with_depth_flag
 from .samplecache import SampleCache
 
 
@@ -65,13 +65,17 @@ class SeededSamples(Dataset):
 
     def __getitem__(self, tagged: int) -> dict:
         tag, index = divmod(int(tagged), len(self.base))
-        return self.transform(self.raw(index), seed=sample_seed(self.seed, tag, index))
+        return self.sample(index, sample_seed(self.seed, tag, index))
+
+    def sample(self, index: int, seed: int) -> dict:
+        """Sample ``index`` transformed with ``seed``, with its ``has_depth`` flag."""
+        return with_depth_flag(self.transform(self.raw(index), seed=seed), self.base.has_depth)
 
     def raw(self, index: int) -> dict:
         """Raw sample ``index``, from the cache when it is there."""
         held = self.cache.get(index) if self.cache is not None else None
         if held is not None:
-            return {**held, "id": self.ids[index]}
+            return {**held, "id": self.ids[index], "has_depth": self.base.has_depth}
         raw = self.base.raw(index)
         if self.cache is not None:
             self.cache.put(index, raw)
