@@ -76,6 +76,15 @@ def test_identical_background_outline_is_drawn_to_the_pixel():
     assert before < 0.97 and after > 0.995
 
 
+def test_without_a_usable_difference_the_outline_follows_the_composites_edges():
+    """A re-captured bg: only the guided filter sharpens the upsampled coarse mask."""
+    bg, mask = textured(0), ellipse()
+    fg_bg = composite(bg, mask)
+    coarse = coarse_of(mask)
+    guided = refine_mask(coarse, bg, fg_bg, RefineConfig(difference=False)) > 0.5
+    assert mask_iou(guided, mask) > mask_iou(upsampled(coarse) > 0.5, mask) + 0.01
+
+
 def test_holes_where_the_object_matches_the_background_are_filled():
     bg, mask = textured(1), ellipse()
     fg_bg = composite(bg, mask)

@@ -67,13 +67,17 @@ def photo_pairs(dataset, level: str, image_format: str, max_samples: int | None 
     if image_format not in FORMATS:
         raise ValueError(f"image_format: expected one of {FORMATS}, got {image_format!r}")
     n = len(dataset) if max_samples is None else min(max_samples, len(dataset))
+    recaptures = {}  # one transform per image size
     for i in range(n):
         raw = dataset.raw(i)
         bg, fg_bg, mask = raw["bg"], raw["fg_bg"], raw["mask"]
         if image_format == "jpg":
             bg, fg_bg = jpeg(bg), jpeg(fg_bg)
         size = fg_bg.shape[0]
-        recapture = get_transforms("test", size, robustness_preset(level), normalize=False)
+        if size not in recaptures:
+            preset = robustness_preset(level)
+            recaptures[size] = get_transforms("test", size, preset, normalize=False)
+        recapture = recaptures[size]
         depth = np.zeros(mask.shape, np.float32)  # untouched by the background's re-capture
         out = recapture.augment(
             {"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth, "id": raw["id"]}
