@@ -13,7 +13,8 @@ it; pyproject.toml's import-linter contract checks that):
     nets        layers, fusion, encoders, DepthMaskNet, baselines, the registry, TTA, summaries
     data, augment   datasets (sources, writing, reading, course layouts, teachers) / the quartet transform
     synth       procedural rooms and sprites with exact depth (pure numpy)
-    config, storage, composite, tensors   settings, on-disk helpers, image compositing, torch basics
+    composite   placing and pasting a cut-out
+    config, storage, images, tensors   settings, on-disk helpers, reading images, torch basics
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ _EXPORTS = {
     "SceneConfig": "config",
     "TrainConfig": "config",
     "robustness_preset": "config",
-    "open_image": "composite",
-    "to_rgb": "composite",
+    "open_image": "images",
+    "to_rgb": "images",
     "ImageFolders": "data.sources",
     "SyntheticSource": "data.sources",
     "make_dataset": "data.datagen",

@@ -2,17 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eva_depthmask.composite import (
-    ImageError,
-    Placement,
-    list_images,
-    load_bg,
-    load_fg,
-    paste,
-    sample_placement,
-    square_resize,
-    to_rgba,
-)
+from eva_depthmask.composite import Placement, paste, sample_placement
+from eva_depthmask.images import ImageError, list_images, load_bg, load_fg, square_resize, to_rgba
 
 
 def _bg(h=40, w=50, seed=0):

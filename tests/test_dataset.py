@@ -18,13 +18,13 @@ import pytest
 import torch
 from PIL import Image
 
-from eva_depthmask.composite import ImageError
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.data.dataset import QuartetDataset
 from eva_depthmask.data.download import download
 from eva_depthmask.data.manifest import MANIFEST_COLUMNS
 from eva_depthmask.data.sources import SyntheticSource, split_backgrounds
+from eva_depthmask.images import ImageError
 from eva_depthmask.storage import DatasetError
 
 SMALL = DataConfig(size=32, n_bg=6, n_fg=3, placements=2, image_format="png")

@@ -14,13 +14,13 @@ from torch import nn
 
 from eva_depthmask.apps import viz
 from eva_depthmask.apps.browser import PredictionBrowser
-from eva_depthmask.composite import ImageError
 from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
 from eva_depthmask.evaluation.difference import DifferenceBaseline, fit_difference_threshold
 from eva_depthmask.evaluation.evaluate import evaluate, evaluate_models, predictions
 from eva_depthmask.evaluation.predictor import Predictor, predict
 from eva_depthmask.evaluation.reference import comparison_table
 from eva_depthmask.evaluation.robustness import robustness_sweep
+from eva_depthmask.images import ImageError
 from eva_depthmask.nets.depthmasknet import DepthMaskNet
 from eva_depthmask.nets.tta import FlipAverage
 from eva_depthmask.training import checkpoint as ckpt

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eva_depthmask.composite import ImageError, Placement, paste
+from eva_depthmask.composite import Placement, paste
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.data.dataset import QuartetDataset
 from eva_depthmask.data.sources import ImageFolders
+from eva_depthmask.images import ImageError
 from eva_depthmask.storage import DatasetError
 
 CFG = DataConfig(size=32, placements=2, image_format="png", seed=3)

@@ -14,11 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from eva_depthmask.composite import (
-    ALPHA_FLOOR,
-    ImageError,
     Placement,
-    UnplaceableError,
-    check_fg,
     check_placeable,
     fg_layer,
     place_and_paste,
@@ -28,6 +24,7 @@ from eva_depthmask.config import DataConfig
 from eva_depthmask.data.datagen import make_dataset
 from eva_depthmask.data.dataset import QuartetDataset
 from eva_depthmask.data.sources import ImageFolders, SampleKey, SyntheticSource
+from eva_depthmask.images import ALPHA_FLOOR, ImageError, UnplaceableError, check_fg
 from eva_depthmask.synth import scenes
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eva_depthmask.composite import ALPHA_FLOOR, Placement, fg_layer
+from eva_depthmask.composite import Placement, fg_layer
 from eva_depthmask.config import SceneConfig
+from eva_depthmask.images import ALPHA_FLOOR
 from eva_depthmask.synth.scenes import (
     LABELS,
     Camera,

@@ -271,7 +271,7 @@ def _predict_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..composite import ImageError
+    from ..images import ImageError
     from ..storage import DatasetError
     from ..training.checkpoint import CheckpointError
 

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..composite import IMAGE_EXTENSIONS
+from ..images import IMAGE_EXTENSIONS
 from ..storage import DatasetError, Store
 
 ROLES = ("bg", "fg_bg", "mask", "depth")

@@ -21,17 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..composite import (
-    ImageError,
-    UnplaceableError,
-    check_placeable,
-    check_scale,
-    list_images,
-    load_bg,
-    load_fg,
-    place_and_paste,
-)
+from ..composite import check_placeable, check_scale, place_and_paste
 from ..config import DataConfig, to_dict
+from ..images import ImageError, UnplaceableError, list_images, load_bg, load_fg
 from ..storage import quantize_depth
 from ..synth import scenes
 

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from ..augment.quartet import get_transforms
-from ..composite import ImageError, open_image, to_rgb
+from ..images import ImageError, open_image, to_rgb
 from ..nets.registry import MODELS, from_identity
 from ..nets.tta import FlipAverage
 from ..tensors import resolve_device
