@@ -225,8 +225,9 @@ def _zero_attached(x: Tensor) -> Tensor:
 
 class DepthMaskLoss(nn.Module):
     """``forward(pred, targets)``: ``pred`` the model's dict, ``targets`` any dict with "mask" and
-    "depth" (a batch of samples), and optionally "has_depth" (``loss_parts``). Returns float32 scalars: the parts (unweighted), "mask" and
-    "depth" (weighted sums of their parts) and "total" = mask_weight * mask + depth_weight * depth.
+    "depth" (a batch of samples), and optionally "has_depth" (``loss_parts``). Returns float32
+    scalars: the parts (unweighted), "mask" and "depth" (weighted sums of their parts) and
+    "total" = mask_weight * mask + depth_weight * depth.
     """
 
     def __init__(self, cfg: LossConfig | None = None):
