@@ -426,3 +426,11 @@ def test_a_batch_without_depth_has_zero_depth_terms_and_no_depth_gradient():
     out["total"].backward()
     assert pred["depth"].grad is not None and not pred["depth"].grad.any()  # zero, and no nan
     assert pred["mask"].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("flags", [[True, False, True, True, False], [False] * 5])
+def test_a_flagged_batch_still_refuses_a_depth_of_another_shape(flags):
+    pred, t, _ = mixed_batch()
+    wrong = {**t, "depth": t["depth"][..., :-1], "has_depth": torch.tensor(flags)}
+    with pytest.raises(ValueError, match=r"^depth: prediction \(5, 1, "):
+        DepthMaskLoss()(pred, wrong)
