@@ -115,21 +115,26 @@ def test_the_flag_passes_transforms_and_default_collate(depthless):
             assert want or not batch["depth"].any()  # zeros stay zeros through every augmentation
 
 
+def dies_after(chunks: int):
+    """``photogen.composite_chunk`` that raises KeyboardInterrupt (a disconnect) after ``chunks``."""
+    composite, calls = photogen.composite_chunk, []
+
+    def composite_or_die(job):
+        calls.append(1)
+        if len(calls) > chunks:
+            raise KeyboardInterrupt
+        return composite(job)
+
+    return composite_or_die
+
+
 def test_an_interrupted_depthless_build_resumes_and_refuses_a_teacher(
     photo_dirs, depthless, tmp_path, monkeypatch
 ):
     source = ImageFolders(*photo_dirs, CFG)
-    composite, calls = photogen.composite_chunk, []
-
-    def dies_after_two(job):  # the runtime disconnects after two chunks
-        calls.append(1)
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return composite(job)
-
     out = tmp_path / "cut"
-    with monkeypatch.context() as m:
-        m.setattr(photogen, "composite_chunk", dies_after_two)
+    with monkeypatch.context() as m:  # the runtime disconnects after two chunks
+        m.setattr(photogen, "composite_chunk", dies_after(2))
         with pytest.raises(KeyboardInterrupt):
             make_dataset(out, CFG, source, workers=0, progress=False)
     assert len(list((out / ".progress").glob("*.csv"))) == 2
@@ -143,17 +148,9 @@ def test_an_interrupted_depthless_build_resumes_and_refuses_a_teacher(
 
 def test_a_build_with_depth_refuses_to_resume_without_a_teacher(photo_dirs, tmp_path, monkeypatch):
     source = ImageFolders(*photo_dirs, CFG)
-    composite, calls = photogen.composite_chunk, []
-
-    def dies_after_one(job):
-        calls.append(1)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        return composite(job)
-
     out = tmp_path / "cut"
     with monkeypatch.context() as m:
-        m.setattr(photogen, "composite_chunk", dies_after_one)
+        m.setattr(photogen, "composite_chunk", dies_after(1))
         with pytest.raises(KeyboardInterrupt):
             make_dataset(out, CFG, source, teacher=brightness_teacher, workers=0, progress=False)
     before = _tree(out)

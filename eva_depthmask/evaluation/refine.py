@@ -106,7 +106,7 @@ def trusted_difference(
     the two is kept."""
     diff = difference(bg, fg_bg)
     noise = noise_level(diff, sure, cfg.noise_quantile)
-    if not cfg.register or noise <= cfg.trusted_noise or not sure.any():
+    if not cfg.register or noise <= cfg.trusted_noise:
         return diff, noise
     moved = register(bg, fg_bg, sure)
     diff2 = difference(moved, fg_bg, cfg.blur)
