@@ -127,3 +127,44 @@ def test_bench_fit_workers_reports_both_epochs_of_a_real_fit(load_benchmark, tmp
     # 20 rooms x 2 flips, 80 % of them train: 32 quartets, 4 batches of 8 per epoch, 2 epochs
     assert row["train_images"] == 2 * 4 * 8
     assert result["meta"]["device"] == "CPU" and "--rooms" in result["meta"]["command"]
+
+
+def test_bench_device_data_rows_for_every_path_and_a_lazy_dataset(load_benchmark, tmp_path):
+    """bench_device_data.py: one row per network and path (a lazy dataset on the device path too),
+    with the keys of issue 35, written to --out."""
+    bench = load_benchmark("bench_device_data")
+    out = tmp_path / "rows.json"
+    args = ["--sizes", "32", "--rooms", "30", "--models", "depthmasknet", "--batch", "8"]
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main([*args, "--lazy", "--device", "cpu", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    keys = {"network", "size", "path", "cores", "loader_img_per_s", "fit_img_per_s"}
+    assert all(keys | {"step_img_per_s", "data"} <= set(r) for r in rows)
+    assert [(r["path"], r["data"]) for r in rows] == [
+        ("host", "full"),
+        ("device", "full"),
+        ("device", "lazy"),
+    ]
+    assert all(r["loader_img_per_s"] > 0 and r["fit_img_per_s"] > 0 for r in rows)
+    assert json.loads(out.read_text())["rows"] == rows
+
+
+def test_bench_device_data_times_the_augmentation_on_the_device(
+    load_benchmark, tmp_path, monkeypatch
+):
+    """The device path's loader rate includes fit's work on the batch: slowed by a known delay per
+    batch, the rate cannot exceed batch / delay."""
+    bench = load_benchmark("bench_device_data")
+    root = bench.make_data(32, 20, tmp_path / "data")
+    data = bench.TrainData(root, AugConfig(backend="torch"))
+    real = bench.device_quartet
+
+    def slow(*args):
+        time.sleep(0.05)
+        return real(*args)
+
+    monkeypatch.setattr(bench, "device_quartet", slow)
+    rate = bench.loader_rate(data, 32, 4, torch.device("cpu"), 0)
+    assert 0 < rate <= 4 / 0.05

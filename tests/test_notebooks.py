@@ -299,6 +299,9 @@ def test_02_alignment_count_is_zero(workdir: Path):
     assert seen == {"seeds": 50, "before": 0, "after": 0, "repeatable": True}
     printed = stdout(cell_calling(nb, "disagreement(check.augment"))
     assert re.search(r"raw: 0\s+after random geometry: 0\b", printed), printed
+    printed = stdout(cell_calling(nb, "for backend in BACKENDS"))  # the same check, per backend
+    for backend in ("albumentations", "torch"):
+        assert re.search(rf"{backend}: 0 pixels where the mask disagrees", printed), printed
 
 
 @pytest.mark.slow

@@ -99,6 +99,28 @@ def test_resume_with_dataloader_workers_is_identical(tmp_path, reference):
     assert_same_weights(tmp_path / "final.pt", reference / "final.pt")
 
 
+@pytest.fixture(scope="module")
+def reference_torch(tmp_path_factory) -> Path:
+    """One uninterrupted run with the torch backend: each batch augmented in fit()."""
+    out = tmp_path_factory.mktemp("reference_torch")
+    done = run_job(out, env={"JOB_BACKEND": "torch"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_torch_backend_resumes_bit_exact_with_workers(tmp_path, reference, reference_torch):
+    env = {"JOB_BACKEND": "torch", "JOB_WORKERS": "2"}  # parameters drawn in the workers
+    killed = run_job(tmp_path, "--kill-at-step", "11", env=env)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_job(tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "fit: resumed_from=ckpt_00000009.pt steps=15" in resumed.stdout
+    assert_same_weights(tmp_path / "final.pt", reference_torch / "final.pt")
+    assert deterministic_log(tmp_path / "log.csv") == deterministic_log(reference_torch / "log.csv")
+    with pytest.raises(AssertionError, match="differs"):  # the backend did change the training
+        assert_same_weights(reference_torch / "final.pt", reference / "final.pt")
+
+
 def test_truncated_and_garbage_checkpoints_never_stop_a_resume(tmp_path, reference):
     assert run_job(tmp_path, "--kill-at-step", "14").returncode == -signal.SIGKILL
     files = ckpt.list_checkpoints(tmp_path)

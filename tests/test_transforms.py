@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from eva_depthmask.augment.batch import augment_batch
 from eva_depthmask.augment.normalize import (
     check_sample,
     denormalize,
@@ -47,6 +48,16 @@ def sample() -> dict:
     return make_sample(96)
 
 
+@pytest.fixture(params=["albumentations", "torch"])
+def backend(request) -> str:
+    """The train pipeline's backend: each sample on the host, or batches of tensors (batch.py)."""
+    return request.param
+
+
+def on(backend: str, cfg: AugConfig = AugConfig()) -> AugConfig:
+    return replace(cfg, backend=backend)
+
+
 def differs(out: dict) -> np.ndarray:
     return (out["fg_bg"] != out["bg"]).any(-1)
 
@@ -55,8 +66,8 @@ def differs(out: dict) -> np.ndarray:
 # Spatial
 
 
-def test_spatial_keeps_the_quartet_exact_with_nearest_resampling(sample):
-    t = get_transforms("train", 64, replace(SPATIAL, interpolation="nearest"))
+def test_spatial_keeps_the_quartet_exact_with_nearest_resampling(sample, backend):
+    t = get_transforms("train", 64, on(backend, replace(SPATIAL, interpolation="nearest")))
     plain = get_transforms("val", 64, replace(QUIET, interpolation="nearest")).augment(sample)
     moved = 0
     for seed in range(25):
@@ -70,15 +81,18 @@ def test_spatial_keeps_the_quartet_exact_with_nearest_resampling(sample):
     assert moved >= 20  # the geometry really changed
 
 
-def test_spatial_bilinear_differs_only_at_the_mask_edge(sample):
-    t = get_transforms("train", 64, SPATIAL)
-    ring = np.ones((5, 5), np.uint8)
+def test_spatial_bilinear_differs_only_at_the_mask_edge(sample, backend):
+    t = get_transforms("train", 64, on(backend, SPATIAL))
+    # the torch backend resamples twice when shrinking (resize on the host, then the warp): each
+    # pixel's footprint reaches one pixel further
+    ring = np.ones((5, 5) if backend == "albumentations" else (7, 7), np.uint8)
     for seed in range(15):
         out = t.augment(sample, seed=seed)
         m = out["mask"]
         assert set(np.unique(m)) <= {0, 1}
         near = cv2.dilate(m, ring).astype(bool)
-        core = cv2.erode(m, ring).astype(bool)
+        # where the frame cuts the object, its edge is just outside: no interior there
+        core = cv2.erode(m, ring, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
         assert not (differs(out) & ~near).any(), "fg_bg differs from bg away from the mask"
         assert differs(out)[core].all(), "the object's interior equals bg"
         d = out["depth"]
@@ -87,10 +101,10 @@ def test_spatial_bilinear_differs_only_at_the_mask_edge(sample):
         np.testing.assert_allclose(d[~near], BG_DEPTH, atol=1e-6)
 
 
-def test_depth_interpolation_stays_in_unit_range():
+def test_depth_interpolation_stays_in_unit_range(backend):
     s = make_sample(96, seed=3)
     s["depth"] = np.tile(np.linspace(0.0, 1.0, 96, dtype=np.float32), (96, 1))  # touches 0 and 1
-    t = get_transforms("train", 64, SPATIAL)
+    t = get_transforms("train", 64, on(backend, SPATIAL))
     for seed in range(10):
         d = t.augment(s, seed=seed)["depth"]
         assert d.min() >= 0.0 and d.max() <= 1.0
@@ -110,8 +124,8 @@ def test_resize_depth_is_interpolated_and_mask_is_nearest_known_answer():
     assert set(np.unique(out["mask"])) == {0, 1}
 
 
-def test_horizontal_flip_known_answer(sample):
-    cfg = replace(QUIET, spatial=True, crop_p=0.0, affine_p=0.0, hflip_p=1.0)
+def test_horizontal_flip_known_answer(sample, backend):
+    cfg = replace(on(backend, QUIET), spatial=True, crop_p=0.0, affine_p=0.0, hflip_p=1.0)
     out = get_transforms("train", 96, cfg).augment(sample, seed=0)
     for key in ("bg", "fg_bg", "mask", "depth"):
         np.testing.assert_array_equal(out[key], sample[key][:, ::-1])
@@ -121,9 +135,14 @@ def test_horizontal_flip_known_answer(sample):
 # Photometric
 
 
-def test_photometric_changes_both_images_alike_and_never_mask_or_depth(sample):
+def test_photometric_changes_both_images_alike_and_never_mask_or_depth(sample, backend):
     cfg = replace(
-        QUIET, photometric=True, color_p=1.0, brightness_contrast_p=1.0, noise_p=1.0, dropout_p=1.0
+        on(backend, QUIET),
+        photometric=True,
+        color_p=1.0,
+        brightness_contrast_p=1.0,
+        noise_p=1.0,
+        dropout_p=1.0,
     )
     t = get_transforms("train", 96, cfg)
     for seed in range(5):
@@ -142,9 +161,10 @@ def test_photometric_changes_both_images_alike_and_never_mask_or_depth(sample):
 
 
 @pytest.mark.parametrize("name", [n for n in PERTURBATIONS if n != "shadow"])
-def test_each_background_perturbation_changes_bg_and_only_bg(sample, name):
+def test_each_background_perturbation_changes_bg_and_only_bg(sample, name, backend):
     # at the strong level's strengths, so even a small draw shows on a 96 px image
-    t = get_transforms("train", 96, single_perturbation(robustness_preset("strong"), name))
+    strong = on(backend, robustness_preset("strong"))
+    t = get_transforms("train", 96, single_perturbation(strong, name))
     for seed in range(3):
         out = t.augment(sample, seed=seed)
         assert np.abs(out["bg"].astype(int) - sample["bg"]).mean() > 0.1, f"{name} left bg alone"
@@ -152,17 +172,17 @@ def test_each_background_perturbation_changes_bg_and_only_bg(sample, name):
             np.testing.assert_array_equal(out[key], sample[key])
 
 
-def test_default_training_breaks_the_differencing_shortcut_most_of_the_time(sample):
+def test_default_training_breaks_the_differencing_shortcut_most_of_the_time(sample, backend):
     # with the default probabilities some perturbation fires in ~93 % of samples (1 - 0.7 * 0.5 *
     # 0.5 * 0.8 * 0.7 * 0.7); the rest stay perfect composites, which real pairs can also be
-    t = get_transforms("train", 96, replace(AugConfig(), spatial=False, photometric=False))
+    t = get_transforms("train", 96, replace(on(backend), spatial=False, photometric=False))
     outside = sample["mask"] == 0
     broken = [differs(t.augment(sample, seed=seed))[outside].any() for seed in range(40)]
     assert 30 <= sum(broken) < 40
 
 
-def test_shadow_darkens_fg_bg_background_only(sample):
-    t = get_transforms("train", 96, single_perturbation(QUIET, "shadow"))
+def test_shadow_darkens_fg_bg_background_only(sample, backend):
+    t = get_transforms("train", 96, single_perturbation(on(backend, QUIET), "shadow"))
     for seed in range(5):
         out = t.augment(sample, seed=seed)
         for key in ("bg", "mask", "depth"):
@@ -219,25 +239,25 @@ def test_robustness_presets_are_repeatable_and_ordered(sample):
 # Determinism and seeding
 
 
-def test_same_seed_same_output_and_different_seed_differs(sample):
-    a = get_transforms("train", 64)(sample, seed=7)
-    b = get_transforms("train", 64)(sample, seed=7)  # a separate instance
-    c = get_transforms("train", 64)(sample, seed=8)
+def test_same_seed_same_output_and_different_seed_differs(sample, backend):
+    a = get_transforms("train", 64, on(backend))(sample, seed=7)
+    b = get_transforms("train", 64, on(backend))(sample, seed=7)  # a separate instance
+    c = get_transforms("train", 64, on(backend))(sample, seed=8)
     for key in ("bg", "fg_bg", "mask", "depth"):
         assert torch.equal(a[key], b[key]), key
     assert not all(torch.equal(a[k], c[k]) for k in ("bg", "fg_bg"))
     g1, g2 = np.random.default_rng(5), np.random.default_rng(5)
-    t = get_transforms("train", 64)
+    t = get_transforms("train", 64, on(backend))
     assert torch.equal(t(sample, g1)["fg_bg"], t(sample, g2)["fg_bg"])
 
 
-def test_unseeded_calls_follow_cfg_seed(sample):
-    t1, t2 = get_transforms("train", 64), get_transforms("train", 64)
+def test_unseeded_calls_follow_cfg_seed(sample, backend):
+    t1, t2 = get_transforms("train", 64, on(backend)), get_transforms("train", 64, on(backend))
     first = [t1(sample)["fg_bg"] for _ in range(3)]
     second = [t2(sample)["fg_bg"] for _ in range(3)]
     assert all(torch.equal(x, y) for x, y in zip(first, second, strict=True))
     assert not torch.equal(first[0], first[1])
-    other = get_transforms("train", 64, AugConfig(seed=1))(sample)["fg_bg"]
+    other = get_transforms("train", 64, AugConfig(seed=1, backend=backend))(sample)["fg_bg"]
     assert not torch.equal(other, first[0])
 
 
@@ -282,8 +302,8 @@ def test_dataloader_workers_do_not_repeat_each_other():
     assert all(torch.equal(x, y) for x, y in zip(outs, again, strict=True))
 
 
-def test_train_output_follows_the_tensor_contract(sample):
-    out = get_transforms("train", 64, stats=STATS)(sample, seed=0)
+def test_train_output_follows_the_tensor_contract(sample, backend):
+    out = get_transforms("train", 64, on(backend), stats=STATS)(sample, seed=0)
     assert set(out) == {"bg", "fg_bg", "mask", "depth", "id"} and out["id"] == sample["id"]
     for key, shape in (("bg", (3, 64, 64)), ("fg_bg", (3, 64, 64)), ("mask", (1, 64, 64))):
         assert out[key].shape == shape and out[key].dtype == torch.float32, key
@@ -363,3 +383,21 @@ def test_bad_arguments():
         AugConfig(hflip_p=1.5)
     with pytest.raises(ValueError, match="seed"):
         get_transforms("train", 32)(make_sample(32), seed=-1)
+
+
+def test_torch_backend_leaves_the_batch_to_the_device_with_the_same_result(sample):
+    cfg = replace(robustness_preset("strong"), spatial=True, photometric=True, backend="torch")
+    deferred = get_transforms("train", 64, cfg, normalize=False)
+    here = get_transforms("train", 64, cfg)
+    parts = [deferred(sample, seed=s) for s in (3, 4)]
+    resized = cv2.resize(sample["mask"], (64, 64), interpolation=cv2.INTER_NEAREST_EXACT)
+    for p in parts:  # only resized: the augmentation is left to augment_batch, as parameters
+        assert p["aug"].dtype == np.float32
+        np.testing.assert_array_equal(p["mask"][0].numpy(), resized)
+    batch = {k: torch.stack([p[k] for p in parts]) for k in ("bg", "fg_bg", "mask", "depth")}
+    one = augment_batch(
+        {**{k: v[:1] for k, v in batch.items()}, "aug": torch.from_numpy(parts[0]["aug"])[None]}
+    )
+    alone = here.augment(sample, seed=3)  # the same seed, augmented at once on the CPU
+    np.testing.assert_array_equal(one["bg"][0].permute(1, 2, 0).numpy(), alone["bg"])
+    np.testing.assert_array_equal(one["mask"][0, 0].numpy(), alone["mask"])

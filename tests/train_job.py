@@ -1,6 +1,6 @@
 """A small training run for the process-level tests of test_train.py (run as a script, not collected).
 
-    python tests/train_job.py CKPT_DIR [--kill-at-step N] [--kill-at-val E] [--kill-in-save N]
+    [JOB_WORKERS=N] [JOB_BACKEND=torch] python tests/train_job.py CKPT_DIR [--kill-at-step N] [--kill-at-val E] [--kill-in-save N]
                               [--fsize-limit-after-step N] [--width W]
 
 The kill options end this very process with SIGKILL at a chosen point, as a runtime taken away would:
@@ -26,12 +26,14 @@ import sys
 import torch
 from torch import nn
 
-from eva_depthmask.config import DataConfig, ModelConfig, TrainConfig
+from eva_depthmask.config import AugConfig, DataConfig, ModelConfig, TrainConfig
 from eva_depthmask.nets.depthmasknet import DepthMaskNet
 from eva_depthmask.training.fit import fit
 from eva_depthmask.training.loaders import TrainData
 
-DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=4, placements=2))
+# JOB_BACKEND=torch: the augmentation of whole batches in fit() (augment/batch.py)
+AUG = AugConfig(backend=os.environ.get("JOB_BACKEND", "albumentations"))
+DATA = TrainData(DataConfig(size=32, n_bg=6, n_fg=4, placements=2), AUG)
 
 
 def train_config(ckpt_dir: str) -> TrainConfig:

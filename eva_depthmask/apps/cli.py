@@ -10,7 +10,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import DataConfig, TrainConfig
+from ..config import AugConfig, DataConfig, TrainConfig
+from ..config.augment import BACKENDS
 
 
 class InputError(ValueError):
@@ -107,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         model = build_model(args.model)
     except ValueError as e:  # an unknown name: the message lists the known ones
         raise InputError(f"--{e}") from None
-    result = fit(model, TrainData(_source(args.data, args)), cfg, resume=not args.no_resume)
+    data = TrainData(_source(args.data, args), AugConfig(backend=args.aug_backend))
+    result = fit(model, data, cfg, resume=not args.no_resume)
     print(json.dumps({k: result[k] for k in ("val", "best", "best_path")}, indent=2))
 
 
@@ -235,6 +237,12 @@ def _train_parser(sub) -> None:
     p.add_argument("--train-seed", type=int, default=TrainConfig().seed)
     p.add_argument("--ckpt-dir", default="runs/default", help="checkpoints and logs (resumed from)")
     p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    p.add_argument(
+        "--aug-backend",
+        choices=BACKENDS,
+        default=AugConfig().backend,
+        help="augment each sample in the loader, or whole batches on the training device (torch)",
+    )
     p.set_defaults(func=cmd_train)
 
 

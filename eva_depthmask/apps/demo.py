@@ -38,7 +38,13 @@ SUMMARY_KEYS = ("mask_iou", "mask_dice", "depth_rmse", "depth_abs_rel", "depth_d
 # from the masks to the depth; twice the outline weight hands it back (T43-T47). compare.py keeps
 # the defaults: its short training cannot afford what the outline costs the depth (K26).
 ROBUST_AUG = AugConfig(
-    misalign_p=0.7, lighting_p=0.7, blur_p=0.4, bg_noise_p=0.5, jpeg_p=0.5, shadow_p=0.5
+    backend="torch",  # batches augmented in fit(), on its device (augment/batch.py)
+    misalign_p=0.7,
+    lighting_p=0.7,
+    blur_p=0.4,
+    bg_noise_p=0.5,
+    jpeg_p=0.5,
+    shadow_p=0.5,
 )
 ROBUST_LOSS = LossConfig(mask_edge=2.0, depth_weight=1.5)
 
@@ -56,8 +62,8 @@ class DemoPlan:
 
 
 PLANS = {
-    # data generation included, 21 minutes on 2 CPU cores that train in float32 (README: T48); a
-    # 64 px-only recipe with the same network took 10 minutes where bf16 is native (T23)
+    # data generation included, 21 minutes on 2 CPU cores that train in float32 (README: T48) and
+    # 13.5 where bf16 is native (the torch backend; benchmarks/README.md, The demo)
     "default": DemoPlan(
         # 8,000 rooms with one of the 30 foregrounds each (x 2 flips): depth is learned from rooms,
         # and with fewer the network memorises them (benchmarks/README.md, T3-T8); PNG, as JPEG's

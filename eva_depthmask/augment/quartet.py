@@ -24,6 +24,11 @@ the others' draws unchanged):
    fg_bg still equals bg wherever mask is 0. It runs after realism so a moved bg cannot shift the
    holes off each other.
 
+With ``AugConfig(backend="torch")`` the train transform stops after a resize: ``normalize=False``
+(fit's loader) returns the sample with its parameters (``aug``, augment/params.py) for fit() to
+augment on its device with the whole batch (augment/batch.py); ``augment`` and ``normalize=True``
+run that batch code on the one sample at once, so both backends answer the same calls.
+
 Val/test resize only. With ``eval_realism`` (``robustness_preset("mild")``) they add stage 2 with
 a seed taken from the sample id, so every evaluation sees the same perturbations.
 
@@ -44,11 +49,14 @@ import zlib
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from torch.utils.data import get_worker_info
 
 from ..config import AugConfig, robustness_preset
 from ..tensors import sample_tensors
+from .batch import augment_batch
 from .normalize import KEYS, check_sample, check_stats, normalized_tensors
+from .params import draw_params, pack
 from .realism import INTERPOLATION, apply_realism, build_realism, reseed
 
 __all__ = ["QuartetTransform", "get_transforms", "robustness_preset", "sample_seed"]
@@ -164,10 +172,13 @@ class QuartetTransform:
         self.mean, self.std = check_stats(stats)
         self.normalize = normalize
         train = split == "train"
-        self.spatial = build_spatial(cfg, self.size, randomise=train and cfg.spatial)
-        self.photometric = build_photometric(cfg) if train and cfg.photometric else None
+        # torch backend: here only the resize; the three stages run on tensors (augment/batch.py)
+        self.deferred = train and cfg.backend == "torch"
+        host = not self.deferred
+        self.spatial = build_spatial(cfg, self.size, randomise=train and cfg.spatial and host)
+        self.photometric = build_photometric(cfg) if train and cfg.photometric and host else None
         use_realism = cfg.realism and (train or cfg.eval_realism)
-        self.realism = build_realism(cfg, self.size) if use_realism else None
+        self.realism = build_realism(cfg, self.size) if use_realism and host else None
         on = {"spatial": train and cfg.spatial, "realism": use_realism, "photometric": train}
         self.groups = tuple(
             g for g in ("spatial", "realism", "photometric") if on[g] and getattr(cfg, g)
@@ -176,6 +187,10 @@ class QuartetTransform:
         self._rng_key: object = ()
 
     def __call__(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
+        if self.deferred and not self.normalize:  # fit() augments the whole batch on its device
+            sample = check_sample(sample)
+            params = pack(draw_params(self.cfg, self.size, self._seed(sample, seed)))
+            return {**sample_tensors(resize_sample(sample, self.size, self.cfg)), "aug": params}
         raw = self.augment(sample, seed)
         if self.normalize:
             return normalized_tensors(raw, self.mean, self.std)
@@ -184,6 +199,11 @@ class QuartetTransform:
     def augment(self, sample: dict, seed: int | np.random.Generator | None = None) -> dict:
         """The augmented raw sample (uint8 images, ``(H, W)`` mask and depth) at ``size``."""
         sample = check_sample(sample)
+        if self.deferred:  # the torch backend on a batch of one, here
+            resized = resize_sample(sample, self.size, self.cfg)
+            return augment_sample(
+                resized, pack(draw_params(self.cfg, self.size, self._seed(sample, seed)))
+            )
         s_spatial, s_realism, s_photo = np.random.SeedSequence(
             self._seed(sample, seed)
         ).generate_state(3)
@@ -218,6 +238,36 @@ class QuartetTransform:
 
     def __repr__(self) -> str:
         return f"QuartetTransform({self.split!r}, {self.size}, groups={self.groups})"
+
+
+def resize_sample(raw: dict, size: int, cfg: AugConfig) -> dict:
+    """A checked raw sample at ``size`` x ``size`` px, for the torch backend to augment: images and
+    depth by area when shrinking (else ``cfg.interpolation``), the mask by centre-aligned nearest,
+    so that it stays on the depth's grid through the warps that follow (OpenCV's plain nearest
+    samples half a pixel off)."""
+    h, w = raw["mask"].shape
+    if (h, w) == (size, size):
+        return raw
+    nearest, exact = cfg.interpolation == "nearest", cv2.INTER_NEAREST_EXACT
+    interp = exact if nearest else cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    out = {
+        k: cv2.resize(raw[k], (size, size), interpolation=interp) for k in ("bg", "fg_bg", "depth")
+    }
+    out["mask"] = cv2.resize(raw["mask"], (size, size), interpolation=exact)
+    return {**raw, **out}
+
+
+def augment_sample(raw: dict, params: np.ndarray) -> dict:
+    """``augment_batch`` on one raw sample with its ``pack``ed parameters, on the CPU."""
+    batch = {k: v[None] for k, v in sample_tensors(raw).items() if k != "id"}
+    batch["aug"] = torch.from_numpy(params)[None]
+    out = augment_batch(batch)
+    return {
+        **{k: out[k][0].permute(1, 2, 0).numpy() for k in ("bg", "fg_bg")},
+        "mask": out["mask"][0, 0].numpy(),
+        "depth": out["depth"][0, 0].numpy(),
+        "id": raw["id"],
+    }
 
 
 def get_transforms(

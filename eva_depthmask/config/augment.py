@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+BACKENDS = ("albumentations", "torch")
+
 
 @dataclass(frozen=True)
 class AugConfig:
@@ -28,6 +30,10 @@ class AugConfig:
     """
 
     seed: int = 0  # base of the unseeded stream and of the per-sample eval seeds
+    # "albumentations": each sample augmented on the host (DataLoader workers or fit's process);
+    # "torch": the host only resizes and draws each sample's parameters, and fit() augments whole
+    # batches on its device (augment/batch.py). Val/test pipelines are the same for both.
+    backend: str = "albumentations"
     spatial: bool = True
     photometric: bool = False
     realism: bool = True
@@ -84,6 +90,13 @@ class AugConfig:
             value = getattr(self, f.name)
             if f.name.endswith("_p") and not 0.0 <= value <= 1.0:
                 raise ValueError(f"AugConfig.{f.name}: probability must be in [0, 1], got {value}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"AugConfig.backend: expected one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "torch" and self.dropout_holes[1] > 8:
+            raise ValueError(
+                "AugConfig.dropout_holes: the torch backend draws at most 8 holes, "
+                f"got {self.dropout_holes}"
+            )
         if self.interpolation not in ("linear", "nearest"):
             raise ValueError(
                 f"AugConfig.interpolation: expected 'linear' or 'nearest', got {self.interpolation!r}"

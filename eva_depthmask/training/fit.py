@@ -29,6 +29,7 @@ from ..metrics import MetricAccumulator
 from . import checkpoint as ckpt
 from .devices import default_threads, distributed, pick_device
 from .loaders import TrainData, default_workers, opencv_threads, train_loader
+from .on_device import device_quartet
 from .optim import make_optimizer, make_scheduler
 from .precision import autocast, precision_name
 from .resume import resume_latest
@@ -145,6 +146,7 @@ def _start(model, data: TrainData, cfg: TrainConfig, callbacks, loss_fn) -> Run:
         world=world,
         callbacks=callbacks,
         progress=Progress(),
+        resident=data.resident(device),
     )
 
 
@@ -195,13 +197,13 @@ def _train_epoch(run: Run, now: Epoch, train_ds: Dataset) -> None:
     t_step = t0
     scale, shift = norm_constants(*check_stats(run.stats), run.device)
     for batch in loader:
-        losses = _step(run, batch, scale, shift)
+        losses = _step(run, batch, now.size, scale, shift)
         where.step += 1
         where.global_step += 1
         t = time.perf_counter()
         where.seconds += t - t_step  # training time only: survives resumes, skips validation
         t_step = t
-        seen += batch["bg"].shape[0] * run.world
+        seen += now.batch * run.world  # whole batches only (drop_last)
         bar.update()
         if where.global_step % cfg.log_every == 0 or where.step == sampler.batches:
             rate = seen / (time.perf_counter() - t0)
@@ -214,17 +216,16 @@ def _train_epoch(run: Run, now: Epoch, train_ds: Dataset) -> None:
     bar.close()
 
 
-def _step(run: Run, batch: dict, scale: torch.Tensor, shift: torch.Tensor) -> dict:
-    """One optimizer step on a loader batch (uint8 images, normalised here with ``scale``/``shift``);
-    returns the loss parts (scalar tensors, ``"total"`` among them)."""
+def _step(run: Run, batch: dict, size: int, scale: torch.Tensor, shift: torch.Tensor) -> dict:
+    """One optimizer step on a loader batch of ``size`` px (uint8 images, normalised here with
+    ``scale``/``shift``); returns the loss parts (scalar tensors, ``"total"`` among them)."""
     cfg, device, opt, scaler = run.cfg, run.device, run.opt, run.scaler
+    quartet = device_quartet(batch, size, device, run.resident)  # augmented, maybe composited
     bg, fg_bg = (
-        normalize(batch[k].to(device, non_blocking=True), scale, shift).contiguous(
-            memory_format=run.fmt
-        )
+        normalize(quartet[k], scale, shift).contiguous(memory_format=run.fmt)
         for k in ("bg", "fg_bg")
     )
-    true = {k: batch[k].to(device, non_blocking=True).float() for k in ("mask", "depth")}
+    true = {k: quartet[k].float() for k in ("mask", "depth")}
     if "has_depth" in batch:  # stays on the CPU: the loss checks it there, with no device sync
         true["has_depth"] = batch["has_depth"]
     with autocast(device, cfg.amp):

@@ -24,6 +24,7 @@ from ..augment.quartet import get_transforms
 from ..config import AugConfig, DataConfig, to_dict
 from ..data.dataset import QuartetDataset
 from .mix import MixedTrainData
+from .on_device import PlacementSamples, ResidentParts, is_lazy
 from .sampler import EpochSampler, SeededSamples
 
 STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json
@@ -133,16 +134,32 @@ class TrainData:
         stats: dict | None = None,
         cache_mb: float = 0,
         normalize: bool = True,
+        resident: bool = True,
     ) -> Dataset:
         """Tensor samples of ``split`` at ``size`` px; for "train", seeded per epoch and index
         (``SeededSamples``, whose in-memory cache of decoded samples holds up to ``cache_mb`` MiB).
-        ``normalize=False``: uint8 images and mask, as fit() loads them (transforms.normalize)."""
+        ``normalize=False``: uint8 images and mask, as fit() loads them (transforms.normalize).
+        A lazy dataset with the torch backend gives fit() its rows to composite on the device
+        (``PlacementSamples``, training/on_device.py) unless ``resident`` is False."""
         ds = self.raw(split, size)
+        if split == "train" and resident and self._resident(ds, normalize):
+            return PlacementSamples(ds, size, self.aug, seed)
         transform = get_transforms(split, size, self.aug, stats or self.stats(), normalize)
         if split == "train":
             return SeededSamples(ds, transform, seed, cache_mb)
         ds.transform = transform
         return ds
+
+    def _resident(self, ds: QuartetDataset, normalize: bool) -> bool:
+        return self.aug.backend == "torch" and not normalize and is_lazy(ds)
+
+    def resident(self, device: torch.device) -> ResidentParts | None:
+        """The train split's parts held on ``device``, when fit() composites it there (a lazy
+        dataset with the torch backend); else None."""
+        ds = self.raw("train", 8) if not isinstance(self.source, DataConfig) else None
+        if ds is None or not self._resident(ds, normalize=False):
+            return None
+        return ResidentParts.from_dataset(ds, device)
 
     def describe(self) -> dict:
         src = to_dict(self.source) if isinstance(self.source, DataConfig) else str(self.source)

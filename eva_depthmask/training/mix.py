@@ -164,6 +164,11 @@ class MixedTrainData:
     def __post_init__(self) -> None:
         if not self.parts or not all(hasattr(p, "raw") and hasattr(p, "aug") for p in self.parts):
             raise ValueError(f"parts: expected a list of TrainData, got {self.parts!r}")
+        backends = sorted({p.aug.backend for p in self.parts})
+        if len(backends) > 1:  # one batch holds samples of every part: augmented in one place
+            raise ValueError(
+                f"parts: their AugConfig.backend differ ({backends}); give every part the same one"
+            )
         if self.ratio is None:
             return
         if len(self.ratio) != len(self.parts):
@@ -203,11 +208,15 @@ class MixedTrainData:
             )
         sizes = [len(p.raw("train", size)) for p in self.parts]
         shares = [cache_mb * n / max(sum(sizes), 1) for n in sizes]
-        parts = [
-            p.dataset("train", size, seed, stats, mb, normalize)
+        parts = [  # one batch holds every part's samples: none is composited on the device
+            p.dataset("train", size, seed, stats, mb, normalize, resident=False)
             for p, mb in zip(self.parts, shares, strict=True)
         ]
         return MixedSamples(parts, self.weights(), seed)
+
+    def resident(self, device) -> None:
+        """None: a mix's lazy parts are composited by the loader (``TrainData.resident``)."""
+        return None
 
     def describe(self) -> dict:
         return {"mix": [p.describe() for p in self.parts], "ratio": self.ratio}

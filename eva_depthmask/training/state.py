@@ -70,6 +70,7 @@ class Run:
     callbacks: Sequence[Callable[[dict], None]]
     progress: Progress
     log: RunLog | None = None  # opened once the run has resumed (its first row's step)
+    resident: Any = None  # a lazy train split held on the device (training/on_device.py), or None
 
 
 def save(run: Run, best: bool = False, extra: dict | None = None) -> None:
