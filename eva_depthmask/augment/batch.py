@@ -65,7 +65,9 @@ def augment_batch(batch: dict) -> dict:
     # float copies that the stages may change in place (depth is float already: copied too)
     x = {k: batch[k].to(torch.float32, copy=True) for k in ("bg", "fg_bg", "mask", "depth")}
     x = _spatial(x, f, idx)
-    x = _realism(x, f, idx, gen)
+    # the widest blur of the batch, read on the host: the device never has to answer a question
+    widest = {k: float(host[:, where[k]].max()) for k in ("shadow_sigma", "blur_sigma")}
+    x = _realism(x, f, idx, gen, widest)
     x = _photometric(x, f, idx, gen)
     out = {k: v for k, v in batch.items() if k != "aug"}
     for k in IMAGES:
@@ -113,16 +115,20 @@ def _warp(x: torch.Tensor, idx: dict, key: str, theta: torch.Tensor, mask: bool 
     return x
 
 
-def _realism(x: dict, f: dict, idx: dict, gen: torch.Generator) -> dict:
+def _realism(x: dict, f: dict, idx: dict, gen: torch.Generator, host: dict) -> dict:
+    h, w = x["bg"].shape[-2:]
+    shadow_taps = ops.blur_radius(host["shadow_sigma"], h, w)
+    blur_taps = ops.blur_radius(host["blur_sigma"], h, w)
+
     def shadow(fg_bg, mask, shift, sigma, dark):
-        return (fg_bg * ops.shadow_gain(mask, shift, sigma, dark)).round()
+        return (fg_bg * ops.shadow_gain(mask, shift, sigma, dark, shadow_taps)).round()
 
     sh = (x["mask"], f["shadow_shift"], f["shadow_sigma"], f["shadow_dark"])
     x["fg_bg"] = _subset(x["fg_bg"], idx["shadow"], shadow, *sh)
     bg = x["bg"]
     bg = _warp(bg, idx, "move", f["move_theta"].reshape(-1, 2, 3))
     bg = _subset(bg, idx["light"], _light, f["light_bc"], f["light_gamma"], f["light_gains"])
-    bg = _subset(bg, idx["blur"], ops.gaussian_blur, f["blur_sigma"])
+    bg = _subset(bg, idx["blur"], lambda a, s: ops.gaussian_blur(a, s, blur_taps), f["blur_sigma"])
     noise = _noise(bg, idx["bg_noise"], gen)
     bg = _subset(
         bg, idx["bg_noise"], lambda a, std: ops.add_noise(a, std, noise), f["bg_noise_std"]

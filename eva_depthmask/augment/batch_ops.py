@@ -9,6 +9,7 @@ never written), and none synchronises with the host, so a batch runs as one stre
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -40,17 +41,25 @@ def warp(x: torch.Tensor, theta: torch.Tensor, mode: str, padding: str) -> torch
     if padding == "reflect":
         ph, pw = h // 2, w // 2
         x = F.pad(x, (pw, pw, ph, ph), mode="reflect")
-        fit = torch.tensor([w / (w + 2 * pw), h / (h + 2 * ph)], device=x.device)
-        theta, padding = theta * fit[None, :, None], "border"
+        theta = theta.clone()  # the same map in the padded image's normalised units
+        theta[:, 0] *= w / (w + 2 * pw)
+        theta[:, 1] *= h / (h + 2 * ph)
+        padding = "border"
     grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur of ``x`` ``(B, C, H, W)`` with ``sigma`` ``(B,)`` px per sample, reflected
-    at the border; one grouped convolution per axis for the whole batch."""
+def blur_radius(sigma_max: float, h: int, w: int) -> int:
+    """Taps on each side of a Gaussian of ``sigma_max`` px (3 sigma), within an ``h`` x ``w`` image.
+    Taken from the host's parameters: reading it off the device would stall the device's queue."""
+    return max(1, min(math.ceil(3.0 * sigma_max), (min(h, w) - 1) // 2))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Separable Gaussian blur of ``x`` ``(B, C, H, W)`` with ``sigma`` ``(B,)`` px per sample, over
+    ``radius`` taps on each side (``blur_radius``), reflected at the border; one grouped convolution
+    per axis for the whole batch."""
     b, c, h, w = x.shape
-    radius = max(1, min(math.ceil(3.0 * float(sigma.max())), (min(h, w) - 1) // 2)) if b else 1
     taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     kernel = torch.exp(-0.5 * (taps[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
     kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, K)
@@ -109,11 +118,20 @@ def add_noise(x: torch.Tensor, std: torch.Tensor, noise: torch.Tensor) -> torch.
     return (x + noise * std[:, None, None, None]).clamp(0.0, 255.0)
 
 
-def _dct_matrix(device: torch.device) -> torch.Tensor:
-    n = torch.arange(8, device=device, dtype=torch.float32)
+@functools.cache
+def _jpeg_constants(device: torch.device) -> dict[str, torch.Tensor]:
+    """JPEG's fixed matrices on ``device``, made once: a tensor built from Python numbers for each
+    batch would be a blocking copy to the device each time."""
+    n = torch.arange(8, dtype=torch.float64)
     d = torch.cos((2.0 * n[None, :] + 1.0) * n[:, None] * math.pi / 16.0) * math.sqrt(2.0 / 8.0)
-    d[0] /= math.sqrt(2.0)
-    return d  # orthonormal: d @ d.T = I
+    d[0] /= math.sqrt(2.0)  # orthonormal: d @ d.T = I
+    ycc = torch.tensor(
+        [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+        dtype=torch.float64,
+    )
+    tables = torch.tensor([_JPEG_LUMA, _JPEG_CHROMA], dtype=torch.float32)
+    made = {"dct": torch.kron(d, d), "ycc": ycc, "rgb": torch.linalg.inv(ycc), "tables": tables}
+    return {k: v.to(device, torch.float32) for k, v in made.items()}
 
 
 def jpeg_tables(quality: torch.Tensor) -> torch.Tensor:
@@ -121,7 +139,7 @@ def jpeg_tables(quality: torch.Tensor) -> torch.Tensor:
     the Independent JPEG Group's scaling of the standard tables."""
     q = quality.clamp(1.0, 100.0)
     scale = torch.where(q < 50.0, 5000.0 / q, 200.0 - 2.0 * q)[:, None, None, None]
-    base = torch.tensor([_JPEG_LUMA, _JPEG_CHROMA], device=q.device, dtype=torch.float32)
+    base = _jpeg_constants(q.device)["tables"]
     return torch.floor((base[None] * scale + 50.0) / 100.0).clamp(1.0, 255.0)
 
 
@@ -130,47 +148,41 @@ def jpeg_like(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     the tables of ``quality`` ``(B,)``, and back; its blocking and ringing, without the entropy coding
     (which is lossless)."""
     b, _, h, w = x.shape
-    ph, pw = -h % 16, -w % 16
-    x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    m = torch.tensor(
-        [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
-        device=x.device,
-    )
-    ycc = torch.einsum("ij,bjhw->bihw", m, x)  # Y in [0, 255]; Cb, Cr centred on 0
+    x = F.pad(x, (0, -w % 16, 0, -h % 16), mode="replicate")
+    k = _jpeg_constants(x.device)
+    ycc = torch.einsum("ij,bjhw->bihw", k["ycc"], x)  # Y in [0, 255]; Cb, Cr centred on 0
     tables = jpeg_tables(quality)
-    luma = _quantise_blocks(ycc[:, :1] - 128.0, tables[:, 0]) + 128.0
-    chroma = _quantise_blocks(F.avg_pool2d(ycc[:, 1:], 2), tables[:, 1])
+    luma = _quantise_blocks(ycc[:, :1] - 128.0, tables[:, 0], k["dct"]) + 128.0
+    chroma = _quantise_blocks(F.avg_pool2d(ycc[:, 1:], 2), tables[:, 1], k["dct"])
     chroma = F.interpolate(chroma, scale_factor=2.0, mode="nearest")  # libjpeg's plain upsampling
-    rgb = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), torch.cat([luma, chroma], 1))
+    rgb = torch.einsum("ij,bjhw->bihw", k["rgb"], torch.cat([luma, chroma], 1))
     return rgb[..., :h, :w].clamp(0.0, 255.0)
 
 
-def _quantise_blocks(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+def _quantise_blocks(x: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
     """Round the 8 x 8 block DCT of ``x`` ``(B, C, H, W)`` (H, W multiples of 8) to steps ``table``
-    ``(B, 8, 8)``."""
+    ``(B, 8, 8)``; ``dct`` ``(64, 64)`` is the 2-D DCT of a flattened block: one matrix product for
+    every block."""
     b, c, h, w = x.shape
-    d = _dct_matrix(x.device)
-    dct = torch.kron(d, d)  # the 2-D DCT of a flattened block: one (64, 64) matmul for all blocks
     blocks = x.reshape(b, c, h // 8, 8, w // 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(b, -1, 64)
-    coef = blocks @ dct.T
     step = table.reshape(b, 1, 64)
-    blocks = (torch.round(coef / step) * step) @ dct
+    blocks = (torch.round(blocks @ dct.T / step) * step) @ dct
     return blocks.reshape(b, c, h // 8, w // 8, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h, w)
 
 
 def shadow_gain(
-    mask: torch.Tensor, shift: torch.Tensor, sigma: torch.Tensor, darkness: torch.Tensor
-):
+    mask: torch.Tensor, shift: torch.Tensor, sigma: torch.Tensor, dark: torch.Tensor, radius: int
+) -> torch.Tensor:
     """The factor a cast shadow multiplies fg_bg by, ``(B, 1, H, W)``: 1 inside ``mask``, down to
-    ``1 - darkness`` under the mask moved by ``shift`` ``(B, 2)`` px (x, y) and blurred by ``sigma``
-    ``(B,)`` px. Never above 1."""
+    ``1 - dark`` under the mask moved by ``shift`` ``(B, 2)`` px (x, y) and blurred by ``sigma``
+    ``(B,)`` px (``radius`` taps a side). Never above 1."""
     b, _, h, w = mask.shape
     theta = torch.zeros(b, 2, 3, device=mask.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0
     theta[:, 0, 2] = -2.0 * shift[:, 0] / w  # moving the content by +dx samples it from x - dx
     theta[:, 1, 2] = -2.0 * shift[:, 1] / h
-    shade = gaussian_blur(warp(mask, theta, "bilinear", "zeros"), sigma).clamp(0.0, 1.0)
-    return 1.0 - darkness[:, None, None, None] * shade * (mask == 0)
+    shade = gaussian_blur(warp(mask, theta, "bilinear", "zeros"), sigma, radius).clamp(0.0, 1.0)
+    return 1.0 - dark[:, None, None, None] * shade * (mask == 0)
 
 
 def fill_boxes(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
