@@ -2,9 +2,10 @@
 
 ``draw_params(cfg, size, seed)`` is a pure function of its arguments: a dict of floats and lists of
 floats (flags ``on_*`` in {0, 1}, and the values each operation needs). ``pack`` lays them out in
-one float32 vector, which a DataLoader collates into ``(B, P)`` for augment/batch.py to apply. The draws follow the albumentations pipelines'
-ranges and probabilities (augment/quartet.py, realism.py); each stage draws from its own seed, so
-switching one group off leaves the others' draws unchanged.
+one float32 vector, which a DataLoader collates into ``(B, P)`` for augment/batch.py to apply. The
+draws follow the albumentations pipelines' ranges and probabilities (augment/quartet.py,
+realism.py); each stage draws from its own seed, so switching one group off leaves the others'
+draws unchanged.
 
 Geometry is given as affine maps from output to input coordinates in ``affine_grid``'s normalised
 units (the image spans [-1, 1]); lengths are in pixels of the ``size`` px output.
@@ -45,7 +46,10 @@ def pack(params: dict) -> np.ndarray:
     (thirty small ones cost more to collate than the augmentation of a 64 px batch)."""
     flat: list[float] = []
     for v in params.values():
-        flat.extend(v) if isinstance(v, list) else flat.append(v)
+        if isinstance(v, list):
+            flat.extend(v)
+        else:
+            flat.append(v)
     return np.asarray(flat, np.float32)
 
 
