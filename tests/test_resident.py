@@ -126,22 +126,26 @@ def test_mask_is_where_the_pasted_alpha_is_above_zero(datasets, name, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["rooms", "photos"])
 def test_masks_and_fg_bg_agree_with_the_cpu(datasets, name, device):
-    """Bicubic here, Lanczos there: alpha differs by a few levels, so the outline crosses the floor at
-    a pixel here and there (up to 8 px a sample). Measured (32 px): IoU >= 0.962 for masks of 150 px
-    and more, >= 0.875 for any (a 20 px one), mean 0.970 (photos: soft edges) and 0.983 (rooms);
-    mean |fg_bg - CPU fg_bg| under the mask <= 2.8 levels a sample, 1.7 on average."""
+    """Pillow's Lanczos, premultiplied, in both: photos give the CPU reader's masks exactly and its
+    fg_bg but for a rounding here and there; in rooms the fg's depth layer is resized, not measured
+    at the pasted size, so where furniture hides part of the fg the outline can differ. Measured
+    (32 px, 72 samples each): photos all masks equal, 68 fg_bg identical, mean |fg_bg - CPU| under
+    the mask <= 0.49 levels a sample; rooms 59 identical, IoU >= 0.842, mean 0.995."""
     _, _, out, cpu = _batch(datasets[name], device)
-    ious, diffs = [], []
+    ious, diffs, same = [], [], 0
     for i, c in enumerate(cpu):
         mask, true = out["mask"][i].astype(bool), c["mask"].astype(bool)
         assert mask.any() == true.any(), i
         ious.append(_iou(mask, true))
-        if true.sum() >= 150:
-            assert ious[-1] >= 0.95, (i, ious[-1])
         fg_bg = out["fg_bg"][i][mask].astype(int)
         diffs.append(np.abs(fg_bg - c["fg_bg"][mask]).mean() if mask.any() else 0.0)
-    assert min(ious) >= 0.8 and np.mean(ious) >= 0.95, (min(ious), np.mean(ious))
-    assert max(diffs) <= 4 and np.mean(diffs) <= 2.5, (max(diffs), np.mean(diffs))
+        same += np.array_equal(mask, true) and np.array_equal(out["fg_bg"][i], c["fg_bg"])
+    if name == "photos":
+        assert min(ious) == 1.0 and max(diffs) <= 1.0, (min(ious), max(diffs))
+        assert same >= 0.9 * len(cpu), same
+    else:
+        assert min(ious) >= 0.8 and np.mean(ious) >= 0.99, (min(ious), np.mean(ious))
+        assert same >= 0.75 * len(cpu), same
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -91,7 +91,8 @@ def resize_batch(quartet: dict, size: int) -> dict:
     for k in IMAGES:
         out[k] = smooth(quartet[k]).round_().clamp_(0.0, 255.0).to(torch.uint8)
     out["depth"] = smooth(quartet["depth"]).clamp_(0.0, 1.0)
-    out["mask"] = F.interpolate(quartet["mask"], (size, size), mode="nearest-exact")
+    exact = F.interpolate(quartet["mask"].float(), (size, size), mode="nearest-exact")
+    out["mask"] = exact.to(torch.uint8)
     return out
 
 

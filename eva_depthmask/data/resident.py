@@ -19,25 +19,67 @@ The rule is composite.py's: the box of ``Placement.box`` (cut off at the image's
 the RGBA cut-out resized with premultiplied alpha, alpha below ``ALPHA_FLOOR`` cleared, ``mask`` =
 alpha > 0 exactly, and ``fg_bg`` = rint(bg (1 - a) + rgb a) under the mask, bg's exact bytes elsewhere.
 Rooms follow scenes.compose: the fg's depth is ``fg_z`` at its silhouette and up to ``fg_bulge_m``
-nearer inside; where the room is nearer it hides the fg. How it differs from the CPU path: the
-resampling filter is torch's antialiased bicubic, not Pillow's Lanczos, so the pasted pixels of
-``fg_bg`` differ by a few levels and the mask's outline by a pixel here and there (same mask rule);
-the bulge's profile is the distance transform at the cut-out's own size, resized with it, rather
-than one at the pasted size, so a room's depth under the mask differs by a fraction of
-``fg_bulge_m / max_depth_m``.
+nearer inside; where the room is nearer it hides the fg. The cut-out is resized as Pillow resizes
+it for the CPU path (its LANCZOS coefficients, premultiplied, rounded after each pass:
+``lanczos_resize``), so photos give the CPU reader's masks and, but for a rounding here and there,
+its fg_bg. What differs: the bulge's profile is the distance transform at the cut-out's own size,
+resized with it, rather than one at the pasted size, so a room's depth under the mask differs by a
+fraction of ``fg_bulge_m / max_depth_m``, and where furniture hides part of the fg its outline can
+differ by a pixel.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from ..composite import Placement
 from ..images import ALPHA_FLOOR
 from ..storage import DEPTH_SCALE, decode_depth, decode_image
 from .dataset import QuartetDataset
+
+
+def premultiplied(rgba: np.ndarray) -> np.ndarray:
+    """uint8 ``(h, w, 3)``: the RGB of ``rgba`` times its alpha / 255, rounded as Pillow rounds it."""
+    t = rgba[..., :3].astype(np.int32) * rgba[..., 3:4] + 128
+    return (((t >> 8) + t) >> 8).astype(np.uint8)
+
+
+def lanczos_weights(n_in: int, n_out: int) -> np.ndarray:
+    """float32 ``(n_out, n_in)``: Pillow's LANCZOS coefficients for resizing ``n_in`` px to
+    ``n_out``, each row normalised (a 3-lobe sinc window, widened by the ratio when shrinking)."""
+    scale = n_in / n_out
+    widen = max(scale, 1.0)
+    support = 3.0 * widen
+    out = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n_in)
+        x = (np.arange(lo, hi) - centre + 0.5) / widen
+        k = np.sinc(x) * np.sinc(x / 3) * (np.abs(x) < 3)
+        out[i, lo:hi] = k / k.sum()
+    return out.astype(np.float32)
+
+
+def lanczos_resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``x`` ``(C, H, W)`` in uint8 levels resized to ``(C, h, w)`` as Pillow's LANCZOS resizes:
+    across, then down, each pass rounded and clipped to uint8 levels. On premultiplied RGBA
+    (``premultiplied``) it gives Pillow's pixels to within a level."""
+    if x.shape[2] != w:
+        x = (x @ _weights(x.shape[2], w, x.device).T).round_().clamp_(0, 255)
+    if x.shape[1] != h:
+        x = torch.einsum("oh,chw->cow", _weights(x.shape[1], h, x.device), x)
+        x = x.round_().clamp_(0, 255)
+    return x
+
+
+@functools.lru_cache(maxsize=4096)
+def _weights(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    # kept on the device: a copy per sample and batch would queue behind the device's work
+    return torch.from_numpy(lanczos_weights(n_in, n_out)).to(device)
 
 
 def _profile(alpha: np.ndarray) -> tuple[np.ndarray, float]:
@@ -132,6 +174,7 @@ class ResidentParts:
                 t, reach = _profile(fg[..., 3])
                 fg = np.concatenate([fg, t[..., None]], axis=-1)
                 self._reach.append(reach)
+            fg[..., :3] = premultiplied(fg)  # once: Pillow resizes RGBA premultiplied ("RGBa")
             self.fg.append(torch.from_numpy(fg.transpose(2, 0, 1).copy()).to(dev))
             self._fg_shapes.append(fg.shape)
         depths = [decode_depth(store.read(f), store.name(f)) for f in self._depth_files]
@@ -216,12 +259,9 @@ class ResidentParts:
             y0, y1, x0, x1 = max(top, 0), min(top + h, s), max(left, 0), min(left + w, s)
             if y0 >= y1 or x0 >= x1:
                 continue  # wholly outside: nothing to paste
-            x = self.fg[self.fg_of[i]].float()
-            x[:3] *= x[3:4] / 255  # premultiplied, as Pillow resizes RGBA: no colour from alpha 0
+            x = self.fg[self.fg_of[i]].float()  # premultiplied already (_load_images)
             if tuple(x.shape[1:]) != (h, w):
-                x = F.interpolate(
-                    x[None], (h, w), mode="bicubic", antialias=True, align_corners=False
-                )[0]
+                x = lanczos_resize(x, h, w)
             if self.flip[i]:
                 x = x.flip(-1)
             out[b, :, y0:y1, x0:x1] = x[:, y0 - top : y1 - top, x0 - left : x1 - left]
@@ -232,9 +272,9 @@ class ResidentParts:
         """``(rgb, alpha, t)`` of ``_layers``: rgb ``(B, 3, S, S)`` in [0, 255]; alpha ``(B, 1, S, S)``
         in [0, 1] on the uint8 grid with values below ``ALPHA_FLOOR`` cleared (matting noise, as
         composite.fg_layer); t ``(B, 1, S, S)`` in [0, 1] (zeros when there is no profile)."""
-        a = layer[:, 3:4].clamp(0, 255)  # bicubic rings past the ends
-        rgb = (layer[:, :3].clamp(min=0) * 255 / a.clamp(min=1e-6)).clamp_(0, 255)
-        a8 = a.round()  # Pillow's alpha is uint8: the floor applies to its levels
+        a8 = layer[:, 3:4]  # uint8 levels, as Pillow's: the floor applies to them
+        # Pillow's way back from premultiplied: 255 c / a, truncated (what a = 0 keeps is unused)
+        rgb = torch.floor(layer[:, :3] * 255 / a8.clamp(min=1)).clamp_(0, 255)
         alpha = torch.where(a8 < ALPHA_FLOOR, 0.0, a8 / 255)
         t = layer[:, 4:5].clamp(0, 255) / 255 if layer.shape[1] > 4 else torch.zeros_like(alpha)
         return rgb, alpha, t
