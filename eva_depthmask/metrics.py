@@ -128,8 +128,7 @@ def sums_to_metrics(s: dict[str, Tensor | float]) -> dict[str, float]:
         "mask_acc": (tp + tn) / n if n else float("nan"),
         "mask_iou_sample": s["iou_sum"] / s["samples"] if s["samples"] else float("nan"),
     }
-    # sums without the depth counts (from before they were kept) had depth for every sample
-    depth_n, depth_samples = s.get("depth_pixels", n), s.get("depth_samples", s["samples"])
+    depth_n, depth_samples = s["depth_pixels"], s["depth_samples"]
     nan = float("nan")  # no sample with depth: every depth value is nan, none divides by zero
     out.update(_depth_values(s, depth_n or nan, depth_samples or nan))
     return out

@@ -199,3 +199,39 @@ def test_fit_resumes_from_the_version_1_fixture(tmp_path):
     refused = from_dict(TrainConfig, {**to_dict(cfg), "lr": 0.01})
     with pytest.raises(ckpt.CheckpointError, match=r"train\.lr: 0\.003 -> 0\.01"):
         fit(DepthMaskNet(FIXTURE_CFG), DATA, refused)
+
+
+def test_version_1_configs_from_before_three_fields_rebuild_the_network_they_trained():
+    """A version-1 DepthMaskNet written before object_depth, split_stem and match_exposure existed
+    was trained without them: the upgrade turns them off, where today's defaults turn them on; a
+    config that holds them keeps its own; a class the registry does not know keeps its name."""
+    old = dict(to_dict(FIXTURE_CFG))
+    for field in ("object_depth", "split_stem", "match_exposure"):
+        old.pop(field)
+    state = ckpt.upgrade_v1({"version": 1, "model_config": {"name": "DepthMaskNet", "config": old}})
+    kwargs = state["model_config"]["kwargs"]
+    assert (kwargs["object_depth"], kwargs["split_stem"], kwargs["match_exposure"]) == (
+        False,
+        0.0,
+        False,
+    )
+    assert state["model_config"]["name"] == "depthmasknet" and state["version"] == ckpt.VERSION
+    kept = ckpt.upgrade_v1(
+        {"version": 1, "model_config": {"name": "DepthMaskNet", "config": SMALL}}
+    )
+    off = {"object_depth": False, "split_stem": 0.0, "match_exposure": False}
+    assert kept["model_config"]["kwargs"] == {**off, **SMALL}
+    full = to_dict(FIXTURE_CFG)
+    again = ckpt.upgrade_v1(
+        {"version": 1, "model_config": {"name": "DepthMaskNet", "config": full}}
+    )
+    assert again["model_config"]["kwargs"] == full  # its own values, not the v1 ones
+    mine = ckpt.upgrade_v1({"version": 1, "model_config": {"name": "MyNet", "config": {"a": 1}}})
+    assert mine["model_config"] == {"name": "MyNet", "kwargs": {"a": 1}}
+
+
+def test_a_checkpoint_without_a_version_is_read_as_version_1(tmp_path):
+    path = tmp_path / "old.pt"
+    old = {"format": ckpt.FORMAT, "model_config": {"name": "Session15Net", "config": None}}
+    torch.save(old, path)
+    assert ckpt.load(path)["model_config"] == {"name": "session15", "kwargs": None}

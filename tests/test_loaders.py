@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from eva_depthmask.augment.normalize import check_stats, norm_constants, normalize
@@ -15,6 +16,7 @@ from eva_depthmask.augment.quartet import sample_seed
 from eva_depthmask.augment.realism import PERTURBATIONS
 from eva_depthmask.config import AugConfig, DataConfig
 from eva_depthmask.data.datagen import make_dataset
+from eva_depthmask.data.sources import ImageFolders
 from eva_depthmask.storage import DatasetError
 from eva_depthmask.training.loaders import TrainData, eval_batches, opencv_threads, train_loader
 from eva_depthmask.training.samplecache import SampleCache
@@ -42,6 +44,29 @@ def test_cached_samples_equal_uncached_ones_in_every_epoch():
     assert len(cached.cache) == n and plain.cache is None
     # later epochs are augmented anew, not served from a cached augmentation
     assert not torch.equal(cached[0]["bg"], cached[n]["bg"])
+    # a raw sample from memory is the one the dataset reads, its keys and flag included
+    for i in range(n):
+        held, read = cached.raw(i), cached.base.raw(i)
+        assert held.keys() == read.keys() and held["has_depth"] is read["has_depth"] is True
+        assert cached[i]["has_depth"].item() is True  # rooms have depth: the loss must use it
+
+
+def test_samples_of_a_dataset_without_depth_are_flagged(tmp_path):
+    """Photos made without a teacher: every training sample says so (the loss skips its depth)."""
+    rng = np.random.default_rng(1)
+    for sub in ("bg", "fg"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(tmp_path / f"bg/{i}.png")
+        fg = np.zeros((16, 8, 4), np.uint8)
+        fg[2:14, 1:7] = (*rng.integers(0, 256, 3), 255)
+        Image.fromarray(fg).save(tmp_path / f"fg/{i}.png")
+    photos = ImageFolders(tmp_path / "bg", tmp_path / "fg", replace(DATA, placements=1))
+    root = make_dataset(tmp_path / "d", photos.cfg, photos, teacher=None, progress=False)
+    samples = TrainData(root).dataset("train", 32, cache_mb=8)
+    assert len(samples) and all(
+        samples[i]["has_depth"].item() is False for i in range(len(samples))
+    )
 
 
 def test_uint8_samples_normalised_per_batch_equal_the_normalised_samples_bit_for_bit():
