@@ -1,8 +1,10 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from eva_depthmask.config import DataConfig
 from eva_depthmask.data.datagen import make_dataset
@@ -30,6 +32,28 @@ def load_benchmark():
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def photo_folders():
+    """``photo_folders(root, n, fg_hw=(16, 8), seed=1)``: ``n`` noise backgrounds (40 x 40 PNG) in
+    ``root/bg`` and ``n`` opaque rectangular cut-outs of ``fg_hw`` px, a colour each, in
+    ``root/fg``; returns the two folders, for ``ImageFolders``."""
+
+    def write(root: Path, n: int, fg_hw: tuple[int, int] = (16, 8), seed: int = 1):
+        rng = np.random.default_rng(seed)
+        bg_dir, fg_dir = root / "bg", root / "fg"
+        bg_dir.mkdir(parents=True)
+        fg_dir.mkdir()
+        h, w = fg_hw
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(bg_dir / f"{i}.png")
+            fg = np.zeros((h, w, 4), np.uint8)
+            fg[2 : h - 2, 1 : w - 1] = (*rng.integers(0, 256, 3), 255)
+            Image.fromarray(fg).save(fg_dir / f"{i}.png")
+        return bg_dir, fg_dir
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from eva_depthmask.augment.normalize import check_stats, norm_constants, normalize
@@ -51,17 +50,9 @@ def test_cached_samples_equal_uncached_ones_in_every_epoch():
         assert cached[i]["has_depth"].item() is True  # rooms have depth: the loss must use it
 
 
-def test_samples_of_a_dataset_without_depth_are_flagged(tmp_path):
+def test_samples_of_a_dataset_without_depth_are_flagged(tmp_path, photo_folders):
     """Photos made without a teacher: every training sample says so (the loss skips its depth)."""
-    rng = np.random.default_rng(1)
-    for sub in ("bg", "fg"):
-        (tmp_path / sub).mkdir()
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(tmp_path / f"bg/{i}.png")
-        fg = np.zeros((16, 8, 4), np.uint8)
-        fg[2:14, 1:7] = (*rng.integers(0, 256, 3), 255)
-        Image.fromarray(fg).save(tmp_path / f"fg/{i}.png")
-    photos = ImageFolders(tmp_path / "bg", tmp_path / "fg", replace(DATA, placements=1))
+    photos = ImageFolders(*photo_folders(tmp_path, 3), replace(DATA, placements=1))
     root = make_dataset(tmp_path / "d", photos.cfg, photos, teacher=None, progress=False)
     samples = TrainData(root).dataset("train", 32, cache_mb=8)
     assert len(samples) and all(

@@ -348,18 +348,11 @@ def test_04_resumes_from_the_checkpoint_the_interrupted_run_wrote_last(workdir: 
 
 
 @pytest.mark.slow
-def test_04_mixes_in_a_dataset_without_depth(tmp_path: Path):
+def test_04_mixes_in_a_dataset_without_depth(tmp_path: Path, photo_folders):
     """MIX_NAME: the synthetic rooms and a photo dataset made without a teacher, half and half."""
-    rng = np.random.default_rng(5)
-    for sub in ("bg", "fg"):
-        (tmp_path / sub).mkdir()
-    for i in range(4):
-        save(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), tmp_path / "bg" / f"b{i}.jpg")
-        fg = np.zeros((16, 8, 4), np.uint8)
-        fg[2:14, 1:7] = (*rng.integers(0, 256, 3), 255)
-        save(fg, tmp_path / "fg" / f"f{i}.png")
+    folders = photo_folders(tmp_path, 4, seed=5)
     cfg = DataConfig(size=32, placements=1, image_format="png")
-    photos = ImageFolders(tmp_path / "bg", tmp_path / "fg", cfg)
+    photos = ImageFolders(*folders, cfg)
     workdir = tmp_path / "nb"
     make_dataset(workdir / "data" / "mine", photos.cfg, photos, teacher=None, progress=False)
     p = {**SMALL["04_training"], "STAGES": [(32, 1, 8)], "INTERRUPT_AT": None}

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from eva_depthmask.config import AugConfig, DataConfig, TrainConfig
 from eva_depthmask.data.datagen import make_dataset
@@ -39,19 +38,12 @@ def rooms(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
+def photos(tmp_path_factory, photo_folders) -> Path:
     """Lazy photos labelled by a teacher: each sample's depth is a file, read by the loader."""
     root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(3)
-    for sub in ("bg", "fg"):
-        (root / sub).mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(root / f"bg/b{i}.png")
-        fg = np.zeros((20, 12, 4), np.uint8)
-        fg[2:18, 2:10] = (*rng.integers(0, 256, 3), 255)
-        Image.fromarray(fg).save(root / f"fg/f{i}.png")
+    folders = photo_folders(root, 4, fg_hw=(20, 12), seed=3)
     cfg = replace(LAZY, placements=1)
-    source = ImageFolders(root / "bg", root / "fg", cfg)
+    source = ImageFolders(*folders, cfg)
     return make_dataset(
         root / "d", source.cfg, source, teacher=brightness_teacher, workers=0, progress=False
     )

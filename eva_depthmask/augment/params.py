@@ -25,8 +25,8 @@ import numpy as np
 from albumentations.augmentations.pixel.functional import PLANCKIAN_COEFFS
 
 from ..config import AugConfig
+from ..config.augment import MAX_DROPOUT_HOLES as DROPOUT_SLOTS
 
-DROPOUT_SLOTS = 8  # boxes per sample, fixed so that samples of any AugConfig collate together
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # theta of no warp
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 BACKENDS = ("albumentations", "torch")
+MAX_DROPOUT_HOLES = 8  # the torch backend's boxes per sample: one size, so any samples collate
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,10 @@ class AugConfig:
                 raise ValueError(f"AugConfig.{f.name}: probability must be in [0, 1], got {value}")
         if self.backend not in BACKENDS:
             raise ValueError(f"AugConfig.backend: expected one of {BACKENDS}, got {self.backend!r}")
-        if self.backend == "torch" and self.dropout_holes[1] > 8:
+        if self.backend == "torch" and self.dropout_holes[1] > MAX_DROPOUT_HOLES:
             raise ValueError(
-                "AugConfig.dropout_holes: the torch backend draws at most 8 holes, "
-                f"got {self.dropout_holes}"
+                f"AugConfig.dropout_holes: the torch backend draws at most {MAX_DROPOUT_HOLES} "
+                f"holes, got {self.dropout_holes}"
             )
         if self.interpolation not in ("linear", "nearest"):
             raise ValueError(

@@ -101,6 +101,27 @@ def _profile_map(reach: float, scale: float) -> tuple[float, float, float]:
     return reach * scale / top, 0.5 * (1 - scale) / top, 1 / top
 
 
+def is_lazy(ds: QuartetDataset) -> bool:
+    """Whether ``ds`` is a stored dataset in the lazy layout (no fg_bg files: composited on read)."""
+    rows = getattr(ds, "rows", None)
+    stored = bool(rows) and getattr(ds, "store", None) is not None
+    return stored and not rows[0].get("fg_bg") and bool(rows[0].get("fg"))
+
+
+def room_rows(ds: QuartetDataset) -> np.ndarray:
+    """bool ``(N,)``: which rows of ``ds`` are procedural rooms, whose depth is composited (the
+    room's, with the fg's pasted in) rather than read, as in ``QuartetDataset._read_row``."""
+    synthetic = ds.config is not None and ds.info.get("source") == "synthetic"
+    rooms = [synthetic and r["source"] == "synthetic" and r["fg_z"] != "" for r in ds.rows]
+    return np.array(rooms, bool).reshape(-1)
+
+
+def needs_depth(ds: QuartetDataset) -> bool:
+    """Whether each sample's depth must be read from disk to composite ``ds`` (photos labelled by a
+    teacher): it has depth, and not every row is a room."""
+    return bool(ds.has_depth and not room_rows(ds).all())
+
+
 def _check_lazy(ds: QuartetDataset) -> str:
     """The manifest's name, after checking that every row of ``ds`` can be composited."""
     store = getattr(ds, "store", None)
@@ -141,12 +162,10 @@ class ResidentParts:
         self = cls.__new__(cls)
         self.name = _check_lazy(ds)
         self.device = torch.device(device)
-        synthetic = ds.config is not None and ds.info.get("source") == "synthetic"
-        room = [synthetic and r["source"] == "synthetic" and r["fg_z"] != "" for r in ds.rows]
-        self.room = np.array(room, bool).reshape(-1)
+        self.room = room_rows(ds)
         self.has_depth = bool(ds.has_depth)
-        self.needs_depth = bool(self.has_depth and not self.room.all())
-        scene = ds.config.scene if synthetic else None
+        self.needs_depth = needs_depth(ds)
+        scene = ds.config.scene if self.room.any() else None
         self.bulge = max(scene.fg_bulge_m, 0.0) / scene.max_depth_m if scene else 0.0
         self._load_images(ds)
         self._load_rows(ds)

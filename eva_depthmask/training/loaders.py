@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..augment.quartet import get_transforms
 from ..config import AugConfig, DataConfig, to_dict
 from ..data.dataset import QuartetDataset
+from ..data.resident import ResidentParts, is_lazy
 from .mix import MixedTrainData
-from .on_device import PlacementSamples, ResidentParts, is_lazy
+from .on_device import PlacementSamples
 from .sampler import EpochSampler, SeededSamples
 
 STATS_SAMPLES = 256  # samples used to estimate mean/std when a dataset has no stats.json

@@ -22,19 +22,12 @@ from ..augment.params import draw_params, pack
 from ..augment.quartet import sample_seed
 from ..config import AugConfig
 from ..data.dataset import QuartetDataset
-from ..data.resident import ResidentParts
+from ..data.resident import ResidentParts, needs_depth
 from ..storage import decode_depth
 
-__all__ = ["PlacementSamples", "ResidentParts", "device_quartet", "is_lazy", "resident_batch"]
+__all__ = ["PlacementSamples", "ResidentParts", "device_quartet", "resident_batch"]
 
 QUARTET = ("bg", "fg_bg", "mask", "depth")
-
-
-def is_lazy(ds: QuartetDataset) -> bool:
-    """Whether ``ds`` is a stored dataset in the lazy layout (no fg_bg files: composited on read)."""
-    rows = getattr(ds, "rows", None)
-    stored = bool(rows) and getattr(ds, "store", None) is not None
-    return stored and not rows[0].get("fg_bg") and bool(rows[0].get("fg"))
 
 
 class PlacementSamples(Dataset):
@@ -45,7 +38,7 @@ class PlacementSamples(Dataset):
 
     def __init__(self, base: QuartetDataset, size: int, cfg: AugConfig, seed: int):
         self.base, self.size, self.cfg, self.seed = base, size, cfg, seed
-        self.needs_depth = base.has_depth and base.info.get("source") != "synthetic"
+        self.needs_depth = needs_depth(base)  # the rule ResidentParts composites by
 
     def __len__(self) -> int:
         return len(self.base)
